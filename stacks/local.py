@@ -1,0 +1,50 @@
+"""Register (idempotently) and activate the embedded default ZenML stack.
+
+``drugslm-local`` = local orchestrator + local artifact store + the MLflow
+experiment tracker and model registry. With no tracking URI, ZenML's MLflow
+tracker keeps MLflow's SQLite store and artifacts inside the local artifact
+store, so nothing else has to run. ``python -m stacks.local`` prints the
+MLflow tracking URI it ends up with.
+"""
+
+from __future__ import annotations
+
+import sys
+
+STACK = "drugslm-local"
+TRACKER = "mlflow_tracker"
+REGISTRY = "mlflow_registry"
+
+
+def ensure_local_stack() -> str:
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
+    client = Client()
+
+    def ensure(kind: StackComponentType, name: str) -> None:
+        existing = client.list_stack_components(type=kind, name=name)
+        if not existing.items:
+            client.create_stack_component(name=name, flavor="mlflow", component_type=kind, configuration={})
+
+    ensure(StackComponentType.EXPERIMENT_TRACKER, TRACKER)
+    ensure(StackComponentType.MODEL_REGISTRY, REGISTRY)
+    if not client.list_stacks(name=STACK).items:
+        client.create_stack(
+            name=STACK,
+            components={
+                StackComponentType.ORCHESTRATOR: "default",
+                StackComponentType.ARTIFACT_STORE: "default",
+                StackComponentType.EXPERIMENT_TRACKER: TRACKER,
+                StackComponentType.MODEL_REGISTRY: REGISTRY,
+            },
+        )
+    if client.active_stack_model.name != STACK:
+        client.activate_stack(STACK)
+    return client.active_stack.experiment_tracker.get_tracking_uri()  # type: ignore[union-attr]
+
+
+if __name__ == "__main__":
+    uri = ensure_local_stack()
+    print(f"ZenML stack {STACK} active; MLflow tracking URI: {uri}", file=sys.stderr)
+    print(uri)

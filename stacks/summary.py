@@ -1,0 +1,54 @@
+"""Print what the last training run produced and where to look (end of `make run`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from zenml.client import Client
+
+
+def last_run_summary(pipeline_name: str = "training_pipeline") -> dict:
+    run = Client().get_pipeline(pipeline_name).last_run
+    summary: dict = {"zenml_run": run.name, "zenml_run_id": str(run.id), "status": str(run.status.value)}
+    if run.status.value != "completed":
+        return summary
+    evaluation = run.steps["evaluate"].outputs["evaluation"][0].load()
+    registration = run.steps["register"].outputs["registration"][0].load()
+    accepted = run.steps["validate"].outputs["accepted_records"][0].load()
+    quarantine = run.steps["validate"].outputs["quarantine"][0].load()
+    summary.update(
+        records_accepted=len(accepted),
+        records_quarantined=len(quarantine),
+        base_eval_perplexity=round(evaluation.base.perplexity, 3),
+        tuned_eval_perplexity=round(evaluation.tuned.perplexity, 3),
+        champion_eval_perplexity=round(evaluation.champion.perplexity, 3) if evaluation.champion else None,
+        mlflow_model=registration.model_name,
+        mlflow_version=registration.version,
+        mlflow_run_id=registration.run_id,
+        champion_version=registration.champion_version,
+        decision=registration.decision,
+        mlflow_tracking_uri=registration.tracking_uri,
+    )
+    return summary
+
+
+def main() -> None:
+    summary = last_run_summary()
+    if "--json" in sys.argv:
+        print(json.dumps(summary))
+        return
+    print("\n=== drugslm training run ===")
+    for key, value in summary.items():
+        print(f"  {key:26} {value}")
+    print(
+        "\nWhere to look:\n"
+        "  ZenML dashboard : make dashboard   (starts the local ZenML server, prints its URL;"
+        " open the run, its DAG and the artifacts' HTML/PNG visualizations)\n"
+        "  MLflow UI       : make mlflow-ui   (http://127.0.0.1:5000: experiment 'training_pipeline',"
+        " registered model 'drugslm', alias @champion)\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
