@@ -16,7 +16,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test test-fast dashboard mlflow-ui clean
+.PHONY: setup run test test-fast serve dashboard mlflow-ui clean
 
 ## Virtualenv with every package pinned: torch first (the CPU wheel), then the lock, then us.
 $(INSTALLED): requirements.lock pyproject.toml
@@ -42,6 +42,10 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not e2e"
+
+## Serve the registered @champion as an OpenAI-style API on http://127.0.0.1:8000.
+serve: setup
+	MLFLOW_TRACKING_URI="$$($(PY) -m stacks.local)" $(VENV)/bin/drugslm serve --config configs/local.yaml
 
 ## Browse results: the ZenML dashboard (local server) and the MLflow UI.
 dashboard: setup

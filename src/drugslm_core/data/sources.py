@@ -10,6 +10,7 @@ field; a record whose question or answer is missing is still returned (with
 from __future__ import annotations
 
 import csv
+import io
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Mapping
@@ -121,6 +122,8 @@ def _load_json_text(path: Path, text: str, record: str | None = None) -> Any:
 
 
 def _json_rows(path: Path, document: Any) -> list[tuple[str, Mapping[str, Any]]]:
+    if isinstance(document, dict) and detect_field(document, QUESTION_KEYS) is not None:
+        document = [document]  # one record (its own list-valued fields are not a container)
     if isinstance(document, dict):
         list_key = next(
             (k for k in RECORD_LIST_KEYS if isinstance(document.get(k), list)),
@@ -145,7 +148,9 @@ def _json_rows(path: Path, document: Any) -> list[tuple[str, Mapping[str, Any]]]
 
 def _jsonl_rows(path: Path, text: str) -> list[tuple[str, Mapping[str, Any]]]:
     rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # split("\n"), not splitlines(): U+2028/U+2029/U+0085 may stand unescaped inside JSON strings.
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.rstrip("\r")
         if not line.strip():
             continue
         item = _load_json_text(path, line, f"line {number}")
@@ -156,11 +161,19 @@ def _jsonl_rows(path: Path, text: str) -> list[tuple[str, Mapping[str, Any]]]:
 
 
 def _csv_rows(path: Path, text: str) -> list[tuple[str, Mapping[str, Any]]]:
-    reader = csv.DictReader(text.splitlines())
+    # newline="" keeps line breaks inside quoted fields (multi-line answers from spreadsheets).
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     if not reader.fieldnames:
         raise SourceFormatError(path, "CSV has no header row")
     # Row numbers count the header as row 1, like a spreadsheet.
     return [(f"row {index}", row) for index, row in enumerate(reader, start=2)]
+
+
+def _element_text(element: ET.Element | None) -> str | None:
+    """``None`` when the element is absent, its stripped text (possibly empty) otherwise."""
+    if element is None:
+        return None
+    return (element.text or "").strip()
 
 
 def read_medquad_xml(path: Path, text: str) -> list[QARecord]:
@@ -181,8 +194,8 @@ def read_medquad_xml(path: Path, text: str) -> list[QARecord]:
         records.append(
             QARecord(
                 id=f"{collection}:{qid}" if qid else f"{collection}:{root.get('id')}:{index}",
-                question=question.text.strip() if question is not None and question.text else None,
-                answer=(pair.findtext("Answer") or "").strip(),
+                question=_element_text(question),
+                answer=_element_text(pair.find("Answer")),
                 focus=focus,
                 source=str(path),
                 locator=locator,

@@ -37,5 +37,9 @@ def split_by_focus(
         taken += sizes[focus]
     train = [e for e in dataset.examples if e.focus.strip().lower() not in eval_foci]
     evaluation = [e for e in dataset.examples if e.focus.strip().lower() in eval_foci]
-    meta = {"domain_tag": dataset.domain_tag, "base_model_sha256": dataset.base_model_sha256}
+    meta = {
+        "domain_tag": dataset.domain_tag,
+        "system_prompt": dataset.system_prompt,
+        "base_model_sha256": dataset.base_model_sha256,
+    }
     return InstructionDataset(examples=train, **meta), InstructionDataset(examples=evaluation, **meta)

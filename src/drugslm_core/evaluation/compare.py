@@ -18,12 +18,13 @@ from drugslm_core.modeling.loading import load_tokenizer, load_with_adapter
 logger = logging.getLogger(__name__)
 
 
-class ChampionRef(BaseModel):
-    """The model version currently holding the champion alias, with its adapter on disk."""
+class RegisteredAdapter(BaseModel):
+    """A registered model version (e.g. the one behind @champion) with its adapter on disk."""
 
     version: str
     run_id: str | None
     adapter_dir: str
+    tags: dict[str, str] = {}
 
 
 class EvaluationResult(BaseModel):
@@ -47,7 +48,7 @@ def evaluate_adapter(
     settings: EvaluationSettings,
     max_seq_length: int,
     compute_dtype: str = "bfloat16",
-    champion: ChampionRef | None = None,
+    champion: RegisteredAdapter | None = None,
 ) -> EvaluationResult:
     """Answer-token perplexity of base, tuned and champion, plus a few generated answers.
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from drugslm_core.evaluation.compare import ChampionRef, EvaluationResult
+from drugslm_core.evaluation.compare import RegisteredAdapter, EvaluationResult
 from drugslm_core.evaluation.promotion import PromotionDecision
 from drugslm_core.modeling.training import TrainingOutcome
 
@@ -85,8 +85,9 @@ def log_evaluation(result: EvaluationResult) -> None:
     mlflow.log_metrics(metrics)
 
 
-def find_champion(model_name: str, alias: str, download_dir: Path) -> ChampionRef | None:
-    """The version behind ``alias`` with its adapter downloaded, or ``None`` if there is none."""
+def find_registered_adapter(model_name: str, alias: str, download_dir: Path) -> RegisteredAdapter | None:
+    """The version behind ``alias`` (``champion`` or any other) with its adapter downloaded,
+    or ``None`` if the model or the alias does not exist."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -99,7 +100,9 @@ def find_champion(model_name: str, alias: str, download_dir: Path) -> ChampionRe
             return None
         raise
     local = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(download_dir))
-    return ChampionRef(version=str(version.version), run_id=version.run_id, adapter_dir=local)
+    return RegisteredAdapter(
+        version=str(version.version), run_id=version.run_id, adapter_dir=local, tags=dict(version.tags)
+    )
 
 
 def register_adapter(

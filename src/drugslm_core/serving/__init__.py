@@ -1,0 +1,1 @@
+"""The HTTP app: OpenAI-style chat completions over a registered adapter."""
