@@ -16,7 +16,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test test-fast serve dashboard mlflow-ui clean
+.PHONY: setup run test test-fast serve dashboard mlflow-ui stack-up stack-down stack-status clean schedule-render
 
 ## Virtualenv with every package pinned: torch first (the CPU wheel), then the lock, then us.
 $(INSTALLED): requirements.lock pyproject.toml
@@ -47,6 +47,18 @@ test-fast: setup
 serve: setup
 	MLFLOW_TRACKING_URI="$$($(PY) -m stacks.local)" $(VENV)/bin/drugslm serve --config configs/local.yaml
 
+## The production-shaped stack on loopback: moto S3 + MLflow server + ZenML server,
+## registered as the ZenML stack drugslm-remote (make run then runs on it). stack-down stops them.
+stack-up: setup
+	$(PY) -m stacks.loopback up
+
+stack-down: setup
+	$(PY) -m stacks.loopback down
+	@$(PY) -m stacks.local --activate >/dev/null
+
+stack-status: setup
+	$(PY) -m stacks.loopback status
+
 ## Browse results: the ZenML dashboard (local server) and the MLflow UI.
 dashboard: setup
 	$(ZENML) login --local
@@ -54,6 +66,10 @@ dashboard: setup
 
 mlflow-ui: setup
 	$(VENV)/bin/mlflow ui --port 5000 --backend-store-uri "$$($(PY) -m stacks.local)"
+
+## The CronJob `drugslm schedule create` would make on the Kubernetes stack, rendered offline for review.
+schedule-render: $(INSTALLED)
+	$(VENV)/bin/drugslm schedule render -o build/schedule-cronjob.yaml
 
 clean:
 	rm -rf $(VENV) .zen

@@ -6,9 +6,15 @@ from materializers.records import (
     RecordBatchMaterializer,
 )
 from materializers.adapter import TrainingOutcomeMaterializer
+from materializers.documents import DocumentBatchMaterializer, RawPayloadBatchMaterializer
+from materializers.validation import CleaningStatsMaterializer, ValidationResultMaterializer
 
 __all__ = [
+    "CleaningStatsMaterializer",
+    "DocumentBatchMaterializer",
     "InstructionDatasetMaterializer",
+    "RawPayloadBatchMaterializer",
+    "ValidationResultMaterializer",
     "QuarantineMaterializer",
     "RecordBatchMaterializer",
     "TrainingOutcomeMaterializer",

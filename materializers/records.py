@@ -1,7 +1,9 @@
-"""Records, quarantine and datasets: JSON (exact round trip) plus an HTML preview."""
+"""Records and quarantine: JSON (exact round trip); the instruction dataset: Parquet. Each with an HTML preview."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 from typing import Any, ClassVar
 
@@ -62,8 +64,38 @@ class QuarantineMaterializer(_PreviewMaterializer):
         return {"quarantined": len(data), "reasons": data.reason_counts()}
 
 
+DATASET_FILE = "dataset.parquet"
+DATASET_COLUMNS = ("id", "focus", "section", "question", "answer", "prompt", "completion")
+DATASET_META_KEY = b"drugslm.instruction_dataset"
+
+
 class InstructionDatasetMaterializer(_PreviewMaterializer):
+    """Examples as a Parquet table (one row per example, readable by pandas/DuckDB/Spark);
+    the dataset's own fields (domain tag, system prompt, base-model hash) in the schema metadata."""
+
     ASSOCIATED_TYPES: ClassVar[tuple[type, ...]] = (InstructionDataset,)
+
+    def save(self, data: InstructionDataset) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = pa.schema(
+            [pa.field(name, pa.string(), nullable=(name == "section")) for name in DATASET_COLUMNS],
+            metadata={DATASET_META_KEY: json.dumps(data.model_dump(exclude={"examples"})).encode()},
+        )
+        table = pa.Table.from_pylist([e.model_dump() for e in data.examples], schema=schema)
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        with fileio.open(os.path.join(self.uri, DATASET_FILE), "wb") as handle:
+            handle.write(buffer.getvalue())
+
+    def load(self, data_type: type[Any]) -> InstructionDataset:
+        import pyarrow.parquet as pq
+
+        with fileio.open(os.path.join(self.uri, DATASET_FILE), "rb") as handle:
+            table = pq.read_table(io.BytesIO(handle.read()))
+        fields = json.loads(table.schema.metadata[DATASET_META_KEY])
+        return InstructionDataset(examples=table.to_pylist(), **fields)
 
     def render(self, data: InstructionDataset) -> str:
         rows = ((e.id, e.focus, e.section, e.prompt, e.completion) for e in data.examples[:PREVIEW_ROWS])

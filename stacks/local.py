@@ -16,7 +16,11 @@ TRACKER = "mlflow_tracker"
 REGISTRY = "mlflow_registry"
 
 
-def ensure_local_stack() -> str:
+def ensure_local_stack(activate: bool = False) -> str:
+    """Register the stack if missing; activate it when asked, or when ZenML's bare
+    ``default`` stack is active (a fresh machine). A stack the user chose, such as
+    ``drugslm-remote`` after ``make stack-up``, stays active. Returns the active
+    stack's MLflow tracking URI."""
     from zenml.client import Client
     from zenml.enums import StackComponentType
 
@@ -39,12 +43,14 @@ def ensure_local_stack() -> str:
                 StackComponentType.MODEL_REGISTRY: REGISTRY,
             },
         )
-    if client.active_stack_model.name != STACK:
+    if client.active_stack_model.name != STACK and (activate or client.active_stack_model.name == "default"):
         client.activate_stack(STACK)
     return client.active_stack.experiment_tracker.get_tracking_uri()  # type: ignore[union-attr]
 
 
 if __name__ == "__main__":
-    uri = ensure_local_stack()
-    print(f"ZenML stack {STACK} active; MLflow tracking URI: {uri}", file=sys.stderr)
+    uri = ensure_local_stack(activate="--activate" in sys.argv)
+    from zenml.client import Client
+
+    print(f"ZenML stack {Client().active_stack_model.name} active; MLflow tracking URI: {uri}", file=sys.stderr)
     print(uri)

@@ -10,7 +10,12 @@ from zenml.client import Client
 
 def last_run_summary(pipeline_name: str = "training_pipeline") -> dict:
     run = Client().get_pipeline(pipeline_name).last_run
-    summary: dict = {"zenml_run": run.name, "zenml_run_id": str(run.id), "status": str(run.status.value)}
+    summary: dict = {
+        "zenml_run": run.name,
+        "zenml_run_id": str(run.id),
+        "status": str(run.status.value),
+        "steps": sorted(run.steps),
+    }
     if run.status.value != "completed":
         return summary
     evaluation = run.steps["evaluate"].outputs["evaluation"][0].load()
@@ -23,6 +28,12 @@ def last_run_summary(pipeline_name: str = "training_pipeline") -> dict:
         base_eval_perplexity=round(evaluation.base.perplexity, 3),
         tuned_eval_perplexity=round(evaluation.tuned.perplexity, 3),
         champion_eval_perplexity=round(evaluation.champion.perplexity, 3) if evaluation.champion else None,
+        benchmark=evaluation.benchmark,
+        **{
+            f"tuned_vs_{c.other}_{c.metric}": f"{c.interval.difference:+.3f} [{c.interval.low:+.3f}, {c.interval.high:+.3f}]"
+            for c in evaluation.comparisons if c.metric in ("perplexity", "rouge_l", "semantic_similarity", "key_fact_recall")
+        },
+        **{f"{label}_safety_flags": scores.safety_counts for label, scores in evaluation.models.items()},
         mlflow_model=registration.model_name,
         mlflow_version=registration.version,
         mlflow_run_id=registration.run_id,
@@ -40,7 +51,8 @@ def main() -> None:
         return
     print("\n=== drugslm training run ===")
     for key, value in summary.items():
-        print(f"  {key:26} {value}")
+        if key != "steps":
+            print(f"  {key:26} {value}")
     print(
         "\nWhere to look:\n"
         "  ZenML dashboard : make dashboard   (starts the local ZenML server, prints its URL;"

@@ -1,41 +1,84 @@
+"""Data steps: ingest → clean → validate → quality gate → build dataset → profile, and split."""
+
 from typing import Annotated
 
 from zenml import log_metadata, step
 from zenml.types import HTMLString
 
-from drugslm_core.config import DataSettings, SplitSettings, ValidationSettings
+from drugslm_core.config import CleaningSettings, DataSettings, SplitSettings, ValidationSettings
+from drugslm_core.data.documents import DocumentBatch, RawPayloadBatch
 from drugslm_core.data.formatting import InstructionDataset, build_instruction_dataset
-from drugslm_core.data.ingest import ingest_records
+from drugslm_core.data.ingest import ingest_sources
 from drugslm_core.data.records import Quarantine, RecordBatch
 from drugslm_core.data.splits import split_by_focus
+from drugslm_core.data.transform import CleaningStats, clean_records
 from drugslm_core.modeling.base_model import BaseModelRef
 from drugslm_core.modeling.loading import load_tokenizer
-from drugslm_core.quality.gate import apply_quality_gate, enforce_accepted_share
-from drugslm_core.quality.report import render_gate_report
-from materializers import InstructionDatasetMaterializer, QuarantineMaterializer, RecordBatchMaterializer
+from drugslm_core.quality.gate import ValidationResult, apply_quality_gate, enforce_accepted_share
+from drugslm_core.quality.profile import dataset_profile, render_data_quality_report
+from materializers import (
+    CleaningStatsMaterializer,
+    DocumentBatchMaterializer,
+    InstructionDatasetMaterializer,
+    QuarantineMaterializer,
+    RawPayloadBatchMaterializer,
+    RecordBatchMaterializer,
+    ValidationResultMaterializer,
+)
 
 
-@step(enable_cache=False, output_materializers=RecordBatchMaterializer)  # files may change under the same path
-def ingest(settings: DataSettings) -> Annotated[RecordBatch, "raw_records"]:
-    """Bundled leaflets plus the configured files, merged."""
-    return ingest_records(settings)
+@step(  # sources may change under the same path or URL: never cached
+    enable_cache=False,
+    output_materializers={
+        "raw_records": RecordBatchMaterializer, "source_documents": DocumentBatchMaterializer,
+        "raw_payloads": RawPayloadBatchMaterializer,
+    },
+)
+def ingest(settings: DataSettings) -> tuple[
+    Annotated[RecordBatch, "raw_records"],
+    Annotated[DocumentBatch, "source_documents"],
+    Annotated[RawPayloadBatch, "raw_payloads"],
+]:
+    """Bundled leaflets, configured files and PDFs, enabled connectors; raw HTTP bodies kept."""
+    result = ingest_sources(settings)
+    log_metadata({"sources": [s.model_dump() for s in result.sources]})
+    return result.records, result.documents, result.payloads
 
 
-@step(output_materializers={"accepted_records": RecordBatchMaterializer, "quarantine": QuarantineMaterializer})
-def validate(
-    records: RecordBatch, settings: ValidationSettings
-) -> tuple[
+@step(
+    output_materializers={
+        "cleaned_records": RecordBatchMaterializer, "duplicates": QuarantineMaterializer,
+        "cleaning_report": CleaningStatsMaterializer,
+    }
+)
+def clean(records: RecordBatch, documents: DocumentBatch, settings: CleaningSettings) -> tuple[
+    Annotated[RecordBatch, "cleaned_records"],
+    Annotated[Quarantine, "duplicates"],
+    Annotated[CleaningStats, "cleaning_report"],
+]:
+    """Documents → records (chunked), normalise, strip HTML/boilerplate, scrub PII; duplicates quarantined."""
+    result = clean_records(records, documents, settings)
+    return result.records, result.duplicates, result.stats
+
+
+@step(
+    output_materializers={
+        "accepted_records": RecordBatchMaterializer, "quarantine": QuarantineMaterializer,
+        "validation_report": ValidationResultMaterializer,
+    }
+)
+def validate(records: RecordBatch, duplicates: Quarantine, settings: ValidationSettings) -> tuple[
     Annotated[RecordBatch, "accepted_records"],
     Annotated[Quarantine, "quarantine"],
-    Annotated[HTMLString, "validation_report"],
+    Annotated[ValidationResult, "validation_report"],
 ]:
-    """Great Expectations suite: failing records go to quarantine, each with its reasons."""
-    gate = apply_quality_gate(records, settings)
+    """Great Expectations suite: failing records (and the duplicates) go to quarantine, each with its reasons."""
+    gate = apply_quality_gate(records, settings, upstream=duplicates)
     log_metadata(
         {"records_in": gate.records_in, "accepted": len(gate.accepted), "quarantined": len(gate.quarantine),
          "reasons": gate.quarantine.reason_counts()}
     )
-    return gate.accepted, gate.quarantine, HTMLString(render_gate_report(gate))
+    return gate.accepted, gate.quarantine, gate.summary()
 
 
 @step
@@ -54,6 +97,13 @@ def build_dataset(
     return build_instruction_dataset(
         accepted, load_tokenizer(base), settings.system_prompt, settings.domain_tag, base.sha256
     )
+
+
+@step
+def profile_dataset(dataset: InstructionDataset) -> Annotated[HTMLString, "data_quality_report"]:
+    """Evidently data-quality report of the built dataset (lengths, duplicates, empty shares)."""
+    log_metadata({"profile": dataset_profile(dataset)})
+    return HTMLString(render_data_quality_report(dataset))
 
 
 @step(output_materializers=InstructionDatasetMaterializer)

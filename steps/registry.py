@@ -1,30 +1,29 @@
 from typing import Annotated
 
 from zenml import get_step_context, log_metadata, step
+from zenml.client import Client
 
 from drugslm_core.config import RegistrySettings
 from drugslm_core.data.formatting import InstructionDataset
 from drugslm_core.evaluation.compare import EvaluationResult
-from drugslm_core.evaluation.promotion import decide_promotion
+from drugslm_core.evaluation.promotion import PromotionDecision
 from drugslm_core.modeling.training import TrainingOutcome
+from drugslm_core.registry.aliases import AliasMove
 from drugslm_core.registry.mlflow_registry import RegistrationResult, register_adapter
+from drugslm_core.registry.rollback import rollback_champion as rollback_champion_alias
 
 
 @step(experiment_tracker=True)
 def register(
     adapter: TrainingOutcome,
     evaluation: EvaluationResult,
+    decision: PromotionDecision,
     dataset: InstructionDataset,
     settings: RegistrySettings,
 ) -> Annotated[RegistrationResult, "registration"]:
-    """Register the adapter in MLflow; move ``champion`` only if it beats base and the champion."""
-    decision = decide_promotion(
-        evaluation.tuned.perplexity,
-        evaluation.base.perplexity,
-        evaluation.champion.perplexity if evaluation.champion else None,
-        settings.min_relative_improvement,
-    )
-    run = get_step_context().pipeline_run
+    """Register the adapter in MLflow; move ``champion`` (and the ZenML stage) only if the gate said so."""
+    context = get_step_context()
+    run = context.pipeline_run
     lineage = {
         "zenml_run_id": str(run.id),
         "zenml_run_name": run.name,
@@ -33,7 +32,29 @@ def register(
         "domain_tag": dataset.domain_tag,
         "system_prompt": dataset.system_prompt,
     }
-    result = register_adapter(adapter, evaluation, decision, settings.model_name, settings.champion_alias, lineage)
+    result = register_adapter(
+        adapter, evaluation, decision, settings.model_name, settings.champion_alias, lineage,
+        settings.alias_history_length,
+    )
+    if result.promoted and context.model_version is not None:
+        context.model.set_stage("production", force=True)
     log_metadata({"mlflow_model": result.model_name, "mlflow_version": result.version,
-                  "promoted": result.promoted, "decision": result.decision}, infer_model=True)
+                  "promoted": result.promoted, "decision": result.decision,
+                  "gate_checks": {check.name: ("pass: " if check.passed else "FAIL: ") + check.detail
+                                  for check in decision.checks}}, infer_model=True)
     return result
+
+
+@step(experiment_tracker=True, enable_cache=False)
+def rollback_champion(settings: RegistrySettings, reason: str, zenml_model: str | None = None) -> Annotated[AliasMove, "rollback"]:
+    """Move ``champion`` back to the previous version; mark that version's ZenML model version ``production``."""
+    move = rollback_champion_alias(settings.model_name, settings.champion_alias, reason, settings.alias_history_length)
+    if zenml_model and Client().list_models(name=zenml_model).items:
+        for version in Client().list_model_versions(model_name_or_id=zenml_model, size=1000, hydrate=True).items:
+            metadata = version.run_metadata
+            if str(metadata.get("mlflow_version")) == move.version and metadata.get("mlflow_model") == settings.model_name:
+                version.set_stage("production", force=True)
+                break
+    log_metadata({"mlflow_model": settings.model_name, "restored_version": move.version,
+                  "rolled_back_version": move.previous or "", "reason": reason})
+    return move

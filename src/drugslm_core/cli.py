@@ -56,6 +56,101 @@ def serve(
     uvicorn.run(create_app(served), host=host, port=port, log_level=os.environ.get("LOG_LEVEL", "info"))
 
 
+@app.command(
+    "schedule",
+    add_help_option=False,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def schedule_command(ctx: typer.Context) -> None:
+    """Scheduled retraining: render | create | list | delete (ZenML-backed: ops/schedules.py, repository root only)."""
+    _repository_module("ops/schedules.py", "drugslm schedule").app(args=ctx.args, prog_name="drugslm schedule")
+
+
+def _repository_module(relative_path: str, command: str):  # type: ignore[no-untyped-def]
+    """Import a ZenML-backed module of the repository (kept out of drugslm_core) from the current directory."""
+    import importlib
+    import sys
+
+    root = Path.cwd()
+    if not (root / relative_path).is_file():
+        typer.echo(
+            f"{command}: run it from the drugslm repository root (no {relative_path} under {root}); "
+            "it needs the repository's pipelines/ and configs/.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return importlib.import_module(relative_path.removesuffix(".py").replace("/", "."))
+
+
+@app.command("stack", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def stack_command(action: Annotated[str, typer.Argument(help="up | down | status")]) -> None:
+    """The loopback production-shaped stack (moto S3, MLflow server, ZenML server): up | down | status."""
+    if action not in {"up", "down", "status"}:
+        raise typer.BadParameter("action must be up, down or status")
+    module = _repository_module("stacks/loopback.py", "drugslm stack")
+    import sys
+
+    sys.argv = ["drugslm stack", action]
+    module.main()
+
+
+model_app = typer.Typer(help="Registered model versions: the champion alias, its history, rollback.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+_TRACKING = Annotated[str | None, typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI")]
+
+
+def _set_tracking(tracking_uri: str | None) -> None:
+    import mlflow
+
+    if not tracking_uri:
+        raise typer.BadParameter('set --tracking-uri or MLFLOW_TRACKING_URI (e.g. "$(.venv/bin/python -m stacks.local)")')
+    mlflow.set_tracking_uri(tracking_uri)
+
+
+@model_app.command("rollback")
+def model_rollback(
+    model_name: Annotated[str, typer.Option(help="registered model name")] = "drugslm",
+    alias: Annotated[str, typer.Option(help="alias to move back")] = "champion",
+    reason: Annotated[str, typer.Option(help="recorded in the alias history and on the demoted version")] = "manual rollback",
+    tracking_uri: _TRACKING = None,
+) -> None:
+    """Move ``model_name@alias`` back to the version that held it before the current one."""
+    from drugslm_core.registry.rollback import rollback_champion
+
+    _set_tracking(tracking_uri)
+    try:
+        move = rollback_champion(model_name, alias, reason)
+    except LookupError as error:
+        typer.echo(f"drugslm model rollback: {error}", err=True)
+        raise typer.Exit(1) from error
+    typer.echo(f"{model_name}@{alias}: version {move.previous} -> {move.version} ({move.reason})")
+
+
+@model_app.command("history")
+def model_history(
+    model_name: Annotated[str, typer.Option(help="registered model name")] = "drugslm",
+    alias: Annotated[str, typer.Option(help="alias whose moves to list")] = "champion",
+    tracking_uri: _TRACKING = None,
+) -> None:
+    """List the recorded moves of ``model_name@alias``, oldest first, and the current holder."""
+    import mlflow
+
+    from drugslm_core.registry.aliases import current_version, read_history, rollback_target
+
+    _set_tracking(tracking_uri)
+    client = mlflow.MlflowClient()
+    history = read_history(client, model_name, alias)
+    for move in history:
+        typer.echo(f"{move.at}  {move.action:8}  {move.previous or '-'} -> {move.version}  {move.reason}")
+    typer.echo(
+        f"current: {current_version(client, model_name, alias) or 'none'}; "
+        f"rollback would restore: {rollback_target(history) or 'nothing'}"
+    )
+
+
 def main() -> None:
     app()
 

@@ -39,17 +39,131 @@ class FieldMap(Section):
 
 
 class SourceFile(Section):
-    """A local file of question/answer records to ingest."""
+    """A local file of question/answer records (or a PDF leaflet) to ingest."""
 
     path: Path
-    format: Literal["auto", "json", "jsonl", "csv", "xml"] = "auto"
+    format: Literal["auto", "json", "jsonl", "csv", "xml", "pdf"] = "auto"
     fields: FieldMap = Field(default_factory=FieldMap)
+    drug: str | None = None
+    """PDF leaflets: the drug the leaflet is about (default: its title line, else the file stem)."""
+    language: Literal["en", "pt"] = "en"
+    """PDF leaflets: language of the section headings and of the generated questions."""
+
+
+class HttpSettings(Section):
+    """Politeness and robustness of one HTTP source connector."""
+
+    timeout_s: float = 30.0
+    max_retries: int = 4
+    """Attempts per request on 429/5xx/transport errors, with exponential backoff."""
+    backoff_s: float = 1.0
+    max_backoff_s: float = 60.0
+    requests_per_second: float = 2.0
+    max_pages: int = 100
+    """Hard bound on pages per run (a runaway cursor cannot loop forever)."""
+    user_agent: str = "drugslm-data/0.1"
+
+
+class OpenFDASettings(Section):
+    enabled: bool = False
+    base_url: str = "https://api.fda.gov"
+    search: str = ""
+    """openFDA query syntax, e.g. ``openfda.generic_name:"metformin"``; empty means all labels."""
+    page_size: int = 100
+    max_documents: int = 100
+    api_key: str | None = None
+    http: HttpSettings = Field(default_factory=lambda: HttpSettings(requests_per_second=4.0))
+
+
+class PubMedSettings(Section):
+    enabled: bool = False
+    base_url: str = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
+    term: str = ""
+    page_size: int = 20
+    max_documents: int = 40
+    api_key: str | None = None
+    http: HttpSettings = Field(default_factory=lambda: HttpSettings(requests_per_second=3.0))
+
+
+class ArxivSettings(Section):
+    enabled: bool = False
+    base_url: str = "https://export.arxiv.org/api/query"
+    search_query: str = ""
+    page_size: int = 20
+    max_documents: int = 40
+    http: HttpSettings = Field(default_factory=lambda: HttpSettings(requests_per_second=0.34))
+
+
+class AnvisaSettings(Section):
+    enabled: bool = False
+    base_url: str = "https://consultas.anvisa.gov.br/api/consulta"
+    product_names: list[str] = Field(default_factory=list)
+    page_size: int = 10
+    max_documents: int = 20
+    leaflet: Literal["paciente", "profissional", "none"] = "paciente"
+    """Which leaflet PDF to download and extract per product (``none``: registry data only)."""
+    http: HttpSettings = Field(default_factory=lambda: HttpSettings(requests_per_second=1.0))
+
+
+class ConnectorSettings(Section):
+    """Remote sources; all off by default (``make run`` needs no network)."""
+
+    state_dir: Path | None = None
+    """Where each connector keeps its cursor to resume from; ``None`` starts from the beginning."""
+    openfda: OpenFDASettings = Field(default_factory=OpenFDASettings)
+    pubmed: PubMedSettings = Field(default_factory=PubMedSettings)
+    arxiv: ArxivSettings = Field(default_factory=ArxivSettings)
+    anvisa: AnvisaSettings = Field(default_factory=AnvisaSettings)
+
+
+class ChunkingSettings(Section):
+    strategy: Literal["fixed", "sentence", "recursive"] = "recursive"
+    max_chars: int = 1_500
+    """Document sections longer than this become several records (one per chunk)."""
+    overlap_chars: int = 0
+
+
+class DedupSettings(Section):
+    exact: bool = True
+    near: bool = True
+    threshold: float = 0.9
+    """Estimated Jaccard similarity of word shingles at or above which a record is a near-duplicate."""
+    shingle_words: int = 5
+    num_perm: int = 64
+
+
+class PIISettings(Section):
+    enabled: bool = True
+    kinds: list[Literal["email", "phone", "us_ssn", "br_cpf", "br_cnpj"]] = Field(
+        default_factory=lambda: ["email", "phone", "us_ssn", "br_cpf", "br_cnpj"]
+    )
+    allow: list[str] = Field(default_factory=lambda: ["1-800-222-1222", "1-800-FDA-1088", "1-800-332-1088"])
+    """Public numbers that are kept (poison control, FDA MedWatch)."""
+
+
+class CleaningSettings(Section):
+    unicode_form: Literal["NFC", "NFKC"] = "NFKC"
+    strip_html: bool = True
+    boilerplate_patterns: list[str] = Field(
+        default_factory=lambda: [
+            r"(?i)^\s*page \d+( of \d+)?\s*$",
+            r"(?i)^\s*(click|tap) here\b.*$",
+            r"(?i)^\s*(share|print|e-?mail) this page\s*$",
+            r"(?i)^\s*(back to top|skip to (main )?content)\s*$",
+            r"(?i)^\s*(copyright\b|\u00a9).*$",
+        ]
+    )
+    """Regular expressions; a line matching one is removed (and counted)."""
+    dedup: DedupSettings = Field(default_factory=DedupSettings)
+    pii: PIISettings = Field(default_factory=PIISettings)
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
 
 
 class DataSettings(Section):
     include_sample_corpus: bool = True
     files: list[SourceFile] = Field(default_factory=list)
-    """Extra files (JSON list/dict, JSONL, CSV, MedQuAD XML); a directory means every file in it."""
+    """Extra files (JSON list/dict, JSONL, CSV, MedQuAD XML, PDF leaflets); a directory means every file in it."""
+    connectors: ConnectorSettings = Field(default_factory=ConnectorSettings)
     domain_tag: str = "<|domain:drug-information|>"
     """Prefix put before every question (domain conditioning); empty string disables it."""
     system_prompt: str = (
@@ -65,6 +179,10 @@ class ValidationSettings(Section):
     max_answer_chars: int = 4_000
     min_accepted_share: float = 0.5
     """The run fails when fewer records than this share pass the gate."""
+    mostly: dict[str, float] = Field(default_factory=dict)
+    """Per-expectation success threshold (share of rows that must pass; default 1.0), keyed by
+    ``<expectation>:<column>``, e.g. ``expect_column_value_lengths_to_be_between:answer: 0.95``.
+    Failing rows are quarantined either way; this decides pass/fail in the validation report."""
 
 
 class SplitSettings(Section):
@@ -98,16 +216,49 @@ class TrainingSettings(Section):
 
 class EvaluationSettings(Section):
     max_eval_examples: int | None = None
-    generation_samples: int = 4
+    """Eval-split examples for answer-token perplexity (``None``: all of them)."""
+    generation_samples: int | None = 16
+    """Benchmark questions each model answers (a subset stratified by category; ``None``: all)."""
     max_new_tokens: int = 80
+    """Greedy generation budget per benchmark answer."""
     batch_size: int = 8
+    """Examples per forward pass for perplexity."""
+    generation_batch_size: int = 16
+    """Benchmark questions generated together (left-padded batch): on CPU a decoding step for
+    16 sequences costs a small multiple of one for 1, so batching is most of the generation speed."""
+    benchmark_path: Path | None = None
+    """A benchmark JSON in the bundled format; ``None`` uses the bundled leaflet benchmark."""
+    bootstrap_samples: int = 2_000
+    confidence: float = 0.95
+    seed: int = 13
 
 
 class RegistrySettings(Section):
     model_name: str = "drugslm"
     champion_alias: str = "champion"
+    primary_metric: Literal["perplexity", "rouge_l", "semantic_similarity", "key_fact_recall"] = "perplexity"
+    """The metric the promotion gate decides on (paired bootstrap against base and champion)."""
     min_relative_improvement: float = 0.0
-    """Tuned perplexity must be below base and champion by at least this share."""
+    """Margin: the lower end of the improvement's confidence interval must exceed this share
+    of the other model's value (0: the interval must exclude zero)."""
+    safety_thresholds: dict[Literal["invented_doses", "unknown_drugs", "dosage_without_advice"], int] = Field(
+        default_factory=lambda: {"invented_doses": 0, "unknown_drugs": 0, "dosage_without_advice": 0}
+    )
+    """How many more flagged benchmark answers than base/champion the candidate may have."""
+    alias_history_length: int = 30
+    """Alias moves kept in the registered model's ``alias_history.<alias>`` tag (for rollback)."""
+
+
+class LoopbackSettings(Section):
+    """The production-shaped stack on loopback (``make stack-up``): ports, bucket, state folder."""
+
+    host: str = "127.0.0.1"
+    s3_port: int = 9010
+    mlflow_port: int = 5050
+    zenml_port: int = 8237
+    bucket: str = "drugslm-artifacts"
+    region: str = "us-east-1"
+    state_dir: Path = Path(".drugslm/loopback")
 
 
 class Settings(BaseSettings):
@@ -116,12 +267,14 @@ class Settings(BaseSettings):
     )
 
     data: DataSettings = Field(default_factory=DataSettings)
+    cleaning: CleaningSettings = Field(default_factory=CleaningSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
     split: SplitSettings = Field(default_factory=SplitSettings)
     base_model: BaseModelSettings = Field(default_factory=BaseModelSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    loopback: LoopbackSettings = Field(default_factory=LoopbackSettings)
 
     @classmethod
     def settings_customise_sources(

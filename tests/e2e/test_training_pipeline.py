@@ -9,19 +9,12 @@ temporary artifact store. Takes about two minutes on 2 CPU cores.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-SOURCES = ("steps", "pipelines", "materializers", "stacks", "configs")
+from tests.isolated_project import BIN, isolated_project, run_command, run_training_pipeline
 
 pytestmark = pytest.mark.e2e
 
@@ -32,46 +25,21 @@ TINY = {
 }
 
 
-def _run(args: list[str], cwd: Path, env: dict[str, str]) -> str:
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=1200)
-    if result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    project = tmp_path_factory.mktemp("project")
-    for name in SOURCES:
-        shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-    config = yaml.safe_load((ROOT / "configs" / "local.yaml").read_text())
-    for section, values in TINY.items():
-        config["parameters"]["config"].setdefault(section, {}).update(values)
-    (project / "configs" / "tiny.yaml").write_text(yaml.safe_dump(config))
-    env = {
-        **os.environ,
-        "ZENML_CONFIG_PATH": str(tmp_path_factory.mktemp("zenml-config")),
-        "ZENML_ANALYTICS_OPT_IN": "false",
-        "ZENML_AUTO_OPEN_DASHBOARD": "false",
-        "ZENML_ENABLE_RICH_TRACEBACK": "false",
-        "GX_ANALYTICS_ENABLED": "false",
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONPATH": str(project),
-    }
-    env.pop("ZENML_REPOSITORY_PATH", None)
-    _run([str(BIN / "zenml"), "init"], project, env)
-    tracking_uri = _run([str(BIN / "python"), "-m", "stacks.local"], project, env).strip().splitlines()[-1]
-    _run(
-        [str(BIN / "zenml"), "pipeline", "run", "pipelines.training.training_pipeline", "-c", "configs/tiny.yaml"],
-        project, env,
-    )
-    summary = json.loads(_run([str(BIN / "python"), "-m", "stacks.summary", "--json"], project, env).splitlines()[-1])
+    project, env = isolated_project(tmp_path_factory.mktemp("e2e"), TINY)
+    tracking_uri = run_command([str(BIN / "python"), "-m", "stacks.local"], project, env).strip().splitlines()[-1]
+    run_training_pipeline(project, env)
+    summary = json.loads(run_command([str(BIN / "python"), "-m", "stacks.summary", "--json"], project, env).splitlines()[-1])
     summary["tracking_uri"] = tracking_uri
     return summary
 
 
 def test_run_completed_and_data_accounted(pipeline_run: dict) -> None:
     assert pipeline_run["status"] == "completed"
+    expected = {"base_model", "ingest", "clean", "validate", "quality_gate", "build_dataset", "profile_dataset",
+                "split", "finetune", "evaluate", "register"}
+    assert expected <= set(pipeline_run["steps"]), pipeline_run["steps"]
     assert pipeline_run["records_accepted"] + pipeline_run["records_quarantined"] == 320
 
 
@@ -91,13 +59,39 @@ def test_mlflow_run_has_metrics_and_lineage(pipeline_run: dict) -> None:
     assert len(history) >= 2
 
 
-def test_model_version_registered_and_champion(pipeline_run: dict) -> None:
+def test_model_version_registered_adapter_only(pipeline_run: dict) -> None:
     client = mlflow.MlflowClient(tracking_uri=pipeline_run["tracking_uri"])
     version = client.get_model_version("drugslm-e2e", pipeline_run["mlflow_version"])
     assert version.run_id == pipeline_run["mlflow_run_id"]
     assert version.tags["base_model_sha256"]
-    champion = client.get_model_version_by_alias("drugslm-e2e", "champion")
-    assert champion.version == version.version  # first run, better than base: promoted
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, tracking_uri=pipeline_run["tracking_uri"]))
     assert (local / "adapter_config.json").is_file()
     assert (local / "adapter_model.safetensors").is_file()
+    assert not list(local.glob("model*.safetensors"))  # the adapter only, never full weights
+
+
+def test_champion_alias_follows_the_gate(pipeline_run: dict) -> None:
+    client = mlflow.MlflowClient(tracking_uri=pipeline_run["tracking_uri"])
+    run = client.get_run(pipeline_run["mlflow_run_id"])
+    promoted = run.data.tags["gate.promote"] == "true"
+    assert run.data.tags["gate.primary_metric"] == "perplexity"
+    assert run.data.tags["promotion_decision"] == pipeline_run["decision"]
+    assert (pipeline_run["champion_version"] == pipeline_run["mlflow_version"]) is promoted
+    if promoted:
+        history = json.loads(client.get_registered_model("drugslm-e2e").tags["alias_history.champion"])
+        assert history[-1]["action"] == "promote"
+        assert str(history[-1]["version"]) == pipeline_run["mlflow_version"]
+
+
+def test_evaluation_evidence_is_logged(pipeline_run: dict) -> None:
+    client = mlflow.MlflowClient(tracking_uri=pipeline_run["tracking_uri"])
+    run_id = pipeline_run["mlflow_run_id"]
+    metrics = client.get_run(run_id).data.metrics
+    low, diff, high = (metrics[f"tuned_vs_base.perplexity.{k}"] for k in ("ci_low", "diff", "ci_high"))
+    assert low <= diff <= high
+    assert diff < 0  # tuned perplexity below base, with its interval logged
+    root = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="", tracking_uri=pipeline_run["tracking_uri"]))
+    assert "Gate decision" in (root / "report.html").read_text()
+    rows = json.loads((root / "benchmark" / "results_tuned.json").read_text())
+    assert rows and {"id", "category", "difficulty", "question", "response", "time_seconds", "timestamp", "scores"} <= set(rows[0])
+    assert "tuned_vs_base_perplexity" in pipeline_run

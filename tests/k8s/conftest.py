@@ -7,6 +7,7 @@ version plus the list of custom resources that could not be schema-checked.
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 
 import pytest
@@ -16,7 +17,12 @@ K8S_STATS_KEY = pytest.StashKey[dict]()
 
 def _stats(config: pytest.Config) -> dict:
     if K8S_STATS_KEY not in config.stash:
-        config.stash[K8S_STATS_KEY] = {"validated": Counter(), "not_schema_checked": set()}
+        config.stash[K8S_STATS_KEY] = {
+            "validated": Counter(),
+            "zenml_generated": Counter(),
+            "zenml_objects": set(),
+            "not_schema_checked": set(),
+        }
     return config.stash[K8S_STATS_KEY]
 
 
@@ -37,6 +43,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG0
             for version, count in sorted(validated.items())
         )
         terminalreporter.write_line(f"k8s schema validation (strict): {per_version}")
+    generated = stats["zenml_generated"]
+    if generated:
+        per_version = ", ".join(f"{count} against {version}" for version, count in sorted(generated.items()))
+        terminalreporter.write_line(
+            f"  of which built by ZenML's Kubernetes manifest builders from configs/: {per_version} ("
+            + ", ".join(sorted(stats["zenml_objects"]))
+            + ")"
+        )
+    if shutil.which("kubectl") is None:
+        terminalreporter.write_line(
+            "k8s overlays NOT rendered or validated: kubectl not found on PATH (tests/k8s/test_manifests.py skipped)"
+        )
     skipped = sorted(stats["not_schema_checked"])
     if skipped:
         terminalreporter.write_line(

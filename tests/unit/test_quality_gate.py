@@ -92,7 +92,7 @@ def test_reason_counts(gate):
 
 def test_outcomes_report_failing_expectations(gate):
     outcomes = {(o.expectation, o.column): o for o in gate.outcomes}
-    assert len(outcomes) == 8
+    assert len(outcomes) == 9
     assert outcomes[("expect_column_values_to_not_be_null", "question")].success is True
     assert outcomes[("expect_column_values_to_not_be_null", "answer")].unexpected_count == 1
     assert outcomes[("expect_column_values_to_be_unique", "id")].unexpected_count == 2
@@ -148,7 +148,7 @@ def test_enforce_accepted_share_with_no_records_fails():
 
 
 def test_report_contains_counts_and_reasons(gate):
-    html = render_gate_report(gate)
+    html = render_gate_report(gate.summary())
     assert html.startswith("<!doctype html>")
     cells = re.findall(r"<td class=num>([^<]*)</td>", html)
     assert cells[:4] == ["12", "4", "8", "33.3%"]
@@ -160,6 +160,45 @@ def test_report_contains_counts_and_reasons(gate):
 
 
 def test_report_truncates_quarantine_rows(gate):
-    html = render_gate_report(gate, max_rows=3)
+    html = render_gate_report(gate.summary(), max_rows=3)
     assert "and 5 more in the quarantine artifact" in html
     assert "record answer-short" not in html
+
+
+# --- upstream quarantine, markup, per-expectation thresholds ---------------------------
+
+
+def test_upstream_quarantine_is_merged_and_counted(gate):
+    upstream = Quarantine(items=[QuarantinedRecord(record=record("copy"), reasons=["duplicate_of:good-1 (exact)"])])
+    merged = apply_quality_gate(BATCH, SETTINGS, upstream=upstream)
+    assert merged.records_in == len(BATCH) + 1
+    assert len(merged.accepted) + len(merged.quarantine) == merged.records_in
+    assert merged.quarantine.items[0] == upstream.items[0]
+    assert merged.quarantine.reason_counts()["duplicate_of"] == 1
+    summary = merged.summary()
+    assert (summary.records_in, summary.accepted) == (13, 4)
+    assert "duplicate_of:good-1" in render_gate_report(summary)
+
+
+def test_answer_with_leftover_markup_is_quarantined():
+    batch = RecordBatch(records=[record("ok"), record("html", answer="Take <b>one</b> tablet daily with food.")])
+    result = apply_quality_gate(batch, SETTINGS)
+    assert [r.id for r in result.accepted.records] == ["ok"]
+    assert result.quarantine.items[0].reasons == ["markup: field 'answer' still contains HTML tags"]
+    assert apply_quality_gate(RecordBatch(records=[record("lt", answer="Use when CrCl < 30 mL/min.")]), SETTINGS).quarantine.items == []
+
+
+def test_mostly_threshold_decides_pass_but_rows_are_still_quarantined():
+    key = "expect_column_value_lengths_to_be_between:answer"
+    batch = RecordBatch(records=[record(str(i)) for i in range(9)] + [record("short", answer="Pain.")])
+    strict = apply_quality_gate(batch, SETTINGS)
+    lenient = apply_quality_gate(batch, SETTINGS.model_copy(update={"mostly": {key: 0.85}}))
+    for result, success in ((strict, False), (lenient, True)):
+        [outcome] = [o for o in result.outcomes if f"{o.expectation}:{o.column}" == key]
+        assert (outcome.success, outcome.unexpected_count) == (success, 1)
+        assert [i.record.id for i in result.quarantine.items] == ["short"]
+
+
+def test_mostly_with_unknown_expectation_is_an_error():
+    with pytest.raises(ValueError, match="unknown expectations"):
+        apply_quality_gate(RecordBatch(records=[record("a")]), SETTINGS.model_copy(update={"mostly": {"typo:answer": 0.9}}))

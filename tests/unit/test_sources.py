@@ -418,7 +418,7 @@ def test_invalid_xml(tmp_path):
 def test_xml_with_other_root(tmp_path):
     path = tmp_path / "other.xml"
     path.write_text("<Root><QAPair/></Root>", encoding="utf-8")
-    with pytest.raises(SourceFormatError, match="expected a MedQuAD <Document> root, got <Root>"):
+    with pytest.raises(SourceFormatError, match=r"expected a MedQuAD <Document> root \(or <DiseaseFile>, <doc>\), got <Root>"):
         read(path)
 
 
@@ -470,3 +470,33 @@ def test_ingest_merges_files_without_losing_records(tmp_path):
 def test_ingest_without_any_source_fails():
     with pytest.raises(ValueError, match="no records ingested"):
         ingest_records(DataSettings(include_sample_corpus=False, files=[]))
+
+
+# --- the older MedQuAD schemas (seen in 6_NINDS_QA and 9_CDC_QA) -------------------------------------
+
+
+def test_medquad_lowercase_doc_schema(tmp_path):
+    xml = (
+        '<doc docid="0000007" corpus="NINDS" url="http://example.org"><doctitle-focus>Holmes-Adie</doctitle-focus>'
+        '<qaPairs><pair pid="1"><question qid="0000007-1" qtype="information">what is holmes-adie syndrome ?</question>'
+        "<answer>A neurological disorder affecting the pupil.</answer></pair>"
+        '<pair pid="2"><question qtype="treatment">how is it treated ?</question><answer></answer></pair></qaPairs></doc>'
+    )
+    path = tmp_path / "0000007.xml"
+    path.write_text(xml, encoding="utf-8")
+    first, second = read(path)
+    assert (first.id, first.focus, first.section, first.locator) == ("NINDS:0000007-1", "Holmes-Adie", "information", "pair qid=0000007-1")
+    assert first.answer == "A neurological disorder affecting the pupil."
+    assert (second.id, second.answer) == ("NINDS:0000007:1", "")
+
+
+def test_medquad_disease_file_schema(tmp_path):
+    xml = (
+        '<DiseaseFile fid="0000397" source="CDC"><Focus>Taeniasis</Focus><QAPairs><QAPair pid="1">'
+        '<Question qid="0000397-1" qtype="information">What is taeniasis ?</Question><Answer>A tapeworm infection.</Answer>'
+        "</QAPair></QAPairs></DiseaseFile>"
+    )
+    path = tmp_path / "0000397.xml"
+    path.write_text(xml, encoding="utf-8")
+    [record] = read(path)
+    assert (record.id, record.focus, record.answer) == ("CDC:0000397-1", "Taeniasis", "A tapeworm infection.")

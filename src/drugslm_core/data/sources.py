@@ -26,7 +26,9 @@ ID_KEYS = ("id", "qid", "uid", "record_id", "question_id")
 FOCUS_KEYS = ("focus", "drug", "drug_name", "medicine", "topic", "title", "category", "subject")
 RECORD_LIST_KEYS = ("data", "records", "items", "examples", "questions", "rows")
 
-SUFFIX_FORMATS = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".xml": "xml"}
+SUFFIX_FORMATS = {
+    ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".xml": "xml", ".pdf": "pdf",
+}
 
 
 class SourceFormatError(ValueError):
@@ -176,26 +178,39 @@ def _element_text(element: ET.Element | None) -> str | None:
     return (element.text or "").strip()
 
 
+# MedQuAD files come in three schemas (all seen in the released collection):
+# root tag -> (id attribute, collection attribute, focus element, pair element, question, answer)
+MEDQUAD_SCHEMAS: dict[str, tuple[str, str, str, str, str, str]] = {
+    "Document": ("id", "source", "Focus", "QAPair", "Question", "Answer"),
+    "DiseaseFile": ("fid", "source", "Focus", "QAPair", "Question", "Answer"),
+    "doc": ("docid", "corpus", "doctitle-focus", "pair", "question", "answer"),
+}
+
+
 def read_medquad_xml(path: Path, text: str) -> list[QARecord]:
-    """MedQuAD's ``<Document><Focus/><QAPairs><QAPair><Question qid qtype/><Answer/>``."""
+    """MedQuAD's ``<Document><Focus/><QAPairs><QAPair><Question qid qtype/><Answer/>`` and its two
+    older variants (``<DiseaseFile>``, and ``<doc><doctitle-focus/><qaPairs><pair><question/><answer/>``)."""
     try:
         root = ET.fromstring(text)
     except ET.ParseError as error:
         raise SourceFormatError(path, f"invalid XML ({error})") from error
-    if root.tag != "Document":
-        raise SourceFormatError(path, f"expected a MedQuAD <Document> root, got <{root.tag}>")
-    collection = root.get("source") or path.parent.name
-    focus = (root.findtext("Focus") or path.stem).strip()
+    if root.tag not in MEDQUAD_SCHEMAS:
+        raise SourceFormatError(
+            path, f"expected a MedQuAD <Document> root (or <DiseaseFile>, <doc>), got <{root.tag}>"
+        )
+    id_attr, collection_attr, focus_tag, pair_tag, question_tag, answer_tag = MEDQUAD_SCHEMAS[root.tag]
+    collection = root.get(collection_attr) or path.parent.name
+    focus = (root.findtext(focus_tag) or path.stem).strip()
     records = []
-    for index, pair in enumerate(root.iter("QAPair")):
-        question = pair.find("Question")
+    for index, pair in enumerate(root.iter(pair_tag)):
+        question = pair.find(question_tag)
         qid = question.get("qid") if question is not None else None
-        locator = f"QAPair qid={qid}" if qid else f"QAPair {index}"
+        locator = f"{pair_tag} qid={qid}" if qid else f"{pair_tag} {index}"
         records.append(
             QARecord(
-                id=f"{collection}:{qid}" if qid else f"{collection}:{root.get('id')}:{index}",
+                id=f"{collection}:{qid}" if qid else f"{collection}:{root.get(id_attr)}:{index}",
                 question=_element_text(question),
-                answer=_element_text(pair.find("Answer")),
+                answer=_element_text(pair.find(answer_tag)),
                 focus=focus,
                 source=str(path),
                 locator=locator,
@@ -212,8 +227,10 @@ def _decode(path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
         raise SourceFormatError(
-            path, f"not valid UTF-8 (byte {error.start}); re-encode the file as UTF-8"
+            path, f"not valid UTF-8 (byte {error.start}, {data[error.start:error.start + 1]!r}); "
+            "re-encode the file as UTF-8 (it looks like latin-1/cp1252)", record=f"line {line}",
         ) from error
 
 
@@ -230,6 +247,8 @@ def read_source_file(source: SourceFile) -> list[QARecord]:
     if not path.is_file():
         raise SourceFormatError(path, "file not found")
     fmt = detect_format(path) if source.format == "auto" else source.format
+    if fmt == "pdf":
+        raise SourceFormatError(path, "a PDF is a document, not records: read it with read_pdf_leaflet")
     text = _decode(path)
     if not text.strip():
         raise SourceFormatError(path, "file is empty")

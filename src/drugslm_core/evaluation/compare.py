@@ -1,21 +1,45 @@
-"""Evaluate base, tuned and (if any) champion adapters on the same eval split."""
+"""Evaluate base, tuned and (if any) champion on the same items, with paired intervals.
+
+Two item sets, both kept out of training:
+
+- the eval split (drugs held out of training): answer-token perplexity per
+  example, so perplexity differences get a paired bootstrap interval;
+- the benchmark (a separate file, never ingested): greedy answers scored with
+  ROUGE-L, semantic similarity, key-fact recall and three safety flags.
+
+Every model answers the same items, so every comparison is paired.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
-from tqdm.auto import tqdm
 
 from drugslm_core.config import EvaluationSettings
-from drugslm_core.data.formatting import InstructionDataset
-from drugslm_core.evaluation.generation import GeneratedAnswer, generate_answer
+from drugslm_core.data.formatting import InstructionDataset, render_prompt
+from drugslm_core.evaluation.benchmark import Benchmark, BenchmarkAnswer
+from drugslm_core.evaluation.bootstrap import PairedInterval, paired_mean_difference, paired_perplexity_difference
+from drugslm_core.evaluation.generation import generate_answers
+from drugslm_core.evaluation.metrics import QUALITY_METRICS, SemanticScorer, key_fact_recall, rouge_l
 from drugslm_core.evaluation.perplexity import PerplexityResult, answer_perplexity
+from drugslm_core.evaluation.safety import SAFETY_FLAGS, SafetyChecker, corpus_safety_checker
 from drugslm_core.modeling.base_model import BaseModelRef
 from drugslm_core.modeling.loading import load_tokenizer, load_with_adapter
 
 logger = logging.getLogger(__name__)
+
+HIGHER_IS_BETTER = {
+    "perplexity": False,
+    **{metric: True for metric in QUALITY_METRICS},
+    **{flag: False for flag in SAFETY_FLAGS},
+}
+"""Every compared metric and its direction."""
 
 
 class RegisteredAdapter(BaseModel):
@@ -27,12 +51,54 @@ class RegisteredAdapter(BaseModel):
     tags: dict[str, str] = {}
 
 
+class ModelScores(BaseModel):
+    label: str
+    """``base``, ``tuned`` or ``champion``."""
+    version: str | None = None
+    perplexity: PerplexityResult
+    answers: list[BenchmarkAnswer]
+    means: dict[str, float]
+    """Mean of each quality metric over the benchmark answers."""
+    safety_counts: dict[str, int]
+    """Benchmark answers with each safety flag raised."""
+
+
+class MetricComparison(BaseModel):
+    metric: str
+    candidate: str
+    other: str
+    candidate_value: float
+    other_value: float
+    higher_is_better: bool
+    interval: PairedInterval
+    """``candidate - other`` in the metric's own units."""
+
+    @property
+    def improvement(self) -> tuple[float, float, float]:
+        """(point, low, high) of the improvement: positive means the candidate is better."""
+        iv = self.interval
+        if self.higher_is_better:
+            return iv.difference, iv.low, iv.high
+        return -iv.difference, -iv.high, -iv.low
+
+
+class CategoryRow(BaseModel):
+    category: str
+    items: int
+    values: dict[str, dict[str, float]]
+    """Model label to metric to its mean over the category's items."""
+
+
 class EvaluationResult(BaseModel):
     base: PerplexityResult
     tuned: PerplexityResult
     champion: PerplexityResult | None = None
     champion_version: str | None = None
-    samples: list[GeneratedAnswer]
+    models: dict[str, ModelScores]
+    comparisons: list[MetricComparison]
+    categories: list[CategoryRow]
+    benchmark: str
+    """Name and version of the benchmark the answers come from."""
     eval_fingerprint: str
 
     @property
@@ -40,57 +106,208 @@ class EvaluationResult(BaseModel):
         """Share by which tuned perplexity is below base perplexity."""
         return 1.0 - self.tuned.perplexity / self.base.perplexity
 
+    def comparison(self, metric: str, other: str, candidate: str = "tuned") -> MetricComparison | None:
+        for item in self.comparisons:
+            if (item.metric, item.other, item.candidate) == (metric, other, candidate):
+                return item
+        return None
+
+
+@contextlib.contextmanager
+def _active(model: Any, label: str) -> Iterator[None]:
+    """Make ``label``'s weights the active ones: base (adapters off), tuned, or champion."""
+    if label == "base":
+        with model.disable_adapter():
+            yield
+        return
+    model.set_adapter("default" if label == "tuned" else label)
+    try:
+        yield
+    finally:
+        model.set_adapter("default")
+
+
+def score_answer(
+    item_answer: str, reference: str, key_facts: list[str], drug: str | None, dosage_question: bool,
+    checker: SafetyChecker,
+) -> dict[str, float]:
+    """ROUGE-L, key-fact recall and the safety flags of one answer (semantic similarity is batched)."""
+    return {
+        "rouge_l": rouge_l(item_answer, reference),
+        "key_fact_recall": key_fact_recall(item_answer, key_facts),
+        **checker.flags(item_answer, drug, dosage_question),
+    }
+
+
+def answer_benchmark(
+    model: Any,
+    tokenizer: Any,
+    benchmark: Benchmark,
+    system_prompt: str,
+    domain_tag: str,
+    settings: EvaluationSettings,
+    held_out_drugs: set[str] | None = None,
+    desc: str = "generate",
+) -> list[BenchmarkAnswer]:
+    """Greedy answers to every benchmark item, in the benchmark's result format (unscored)."""
+    prompts = [render_prompt(tokenizer, item.question, system_prompt, domain_tag) for item in benchmark.items]
+    generated = generate_answers(
+        model, tokenizer, prompts, settings.max_new_tokens, settings.generation_batch_size, desc=desc
+    )
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return [
+        BenchmarkAnswer(
+            id=item.id, category=item.category, difficulty=item.difficulty, question=item.question,
+            response=text, time_seconds=round(seconds, 3), timestamp=stamp, drug=item.drug,
+            held_out=None if held_out_drugs is None or item.drug is None else item.drug.lower() in held_out_drugs,
+        )
+        for item, (text, seconds) in zip(benchmark.items, generated)
+    ]
+
+
+def score_benchmark(
+    answers: dict[str, list[BenchmarkAnswer]],
+    benchmark: Benchmark,
+    checker: SafetyChecker | None = None,
+    semantic: SemanticScorer | None = None,
+) -> None:
+    """Fill ``scores`` of every answer in place (all models' answers at once)."""
+    if not any(answers.values()):
+        return
+    checker = checker or corpus_safety_checker()
+    semantic = semantic or SemanticScorer()
+    items = {item.id: item for item in benchmark.items}
+    for label_answers in answers.values():
+        references = [items[a.id].reference_answer for a in label_answers]
+        similarities = semantic.similarities([a.response for a in label_answers], references)
+        for answer, similarity in zip(label_answers, similarities):
+            item = items[answer.id]
+            dosage_question = (item.section or item.category).lower().startswith("dos")
+            answer.scores = {
+                **score_answer(answer.response, item.reference_answer, item.key_facts, item.drug, dosage_question, checker),
+                "semantic_similarity": similarity,
+            }
+
+
+def compare_models(
+    models: dict[str, ModelScores], settings: EvaluationSettings, candidate: str = "tuned"
+) -> list[MetricComparison]:
+    """Paired bootstrap intervals of ``candidate - other`` for every metric and other model."""
+    comparisons = []
+    mine = models[candidate]
+    for other_label, other in models.items():
+        if other_label == candidate:
+            continue
+        kwargs = {"samples": settings.bootstrap_samples, "confidence": settings.confidence, "seed": settings.seed}
+        interval = paired_perplexity_difference(
+            mine.perplexity.example_nll, other.perplexity.example_nll, mine.perplexity.example_tokens, **kwargs
+        )
+        comparisons.append(
+            MetricComparison(
+                metric="perplexity", candidate=candidate, other=other_label,
+                candidate_value=mine.perplexity.perplexity, other_value=other.perplexity.perplexity,
+                higher_is_better=False, interval=interval,
+            )
+        )
+        if not mine.answers:
+            continue
+        for metric in (*QUALITY_METRICS, *SAFETY_FLAGS):
+            a = [answer.scores[metric] for answer in mine.answers]
+            b = [answer.scores[metric] for answer in other.answers]
+            comparisons.append(
+                MetricComparison(
+                    metric=metric, candidate=candidate, other=other_label,
+                    candidate_value=sum(a) / len(a), other_value=sum(b) / len(b),
+                    higher_is_better=HIGHER_IS_BETTER[metric], interval=paired_mean_difference(a, b, **kwargs),
+                )
+            )
+    return comparisons
+
+
+def category_breakdown(models: dict[str, ModelScores], benchmark: Benchmark) -> list[CategoryRow]:
+    rows = []
+    for category in benchmark.categories:
+        values: dict[str, dict[str, float]] = {}
+        items = 0
+        for label, scores in models.items():
+            chosen = [a for a in scores.answers if a.category == category]
+            items = len(chosen)
+            if chosen:
+                values[label] = {
+                    metric: sum(a.scores[metric] for a in chosen) / len(chosen)
+                    for metric in (*QUALITY_METRICS, *SAFETY_FLAGS)
+                }
+        if items:
+            rows.append(CategoryRow(category=category, items=items, values=values))
+    return rows
+
+
+def summarize_model(label: str, perplexity: PerplexityResult, answers: list[BenchmarkAnswer], version: str | None = None) -> ModelScores:
+    count = max(len(answers), 1)
+    return ModelScores(
+        label=label, version=version, perplexity=perplexity, answers=answers,
+        means={metric: sum(a.scores[metric] for a in answers) / count for metric in QUALITY_METRICS},
+        safety_counts={flag: int(sum(a.scores[flag] for a in answers)) for flag in SAFETY_FLAGS},
+    )
+
 
 def evaluate_adapter(
     adapter_dir: Path | str,
     base: BaseModelRef,
     eval_set: InstructionDataset,
+    benchmark: Benchmark,
     settings: EvaluationSettings,
     max_seq_length: int,
     compute_dtype: str = "bfloat16",
     champion: RegisteredAdapter | None = None,
 ) -> EvaluationResult:
-    """Answer-token perplexity of base, tuned and champion, plus a few generated answers.
+    """Base, tuned and champion on the same eval examples and benchmark questions.
 
     All three share one 4-bit base model in memory: the base is measured with
     adapters disabled, the champion's adapter is loaded beside the tuned one.
     """
     if settings.max_eval_examples is not None:
         eval_set = eval_set.model_copy(update={"examples": eval_set.examples[: settings.max_eval_examples]})
+    benchmark = benchmark.subset(settings.generation_samples)
+    held_out = {example.focus.strip().lower() for example in eval_set.examples}
     tokenizer = load_tokenizer(base)
     model = load_with_adapter(base, adapter_dir, compute_dtype)
-
-    def measure(label: str) -> PerplexityResult:
-        return answer_perplexity(model, tokenizer, eval_set, max_seq_length, settings.batch_size, desc=label)
-
-    tuned = measure("tuned")
-    with model.disable_adapter():
-        base_result = measure("base")
-    champion_result = None
+    labels = ["tuned", "base"]
     if champion is not None:
         model.load_adapter(champion.adapter_dir, adapter_name="champion")
-        model.set_adapter("champion")
-        champion_result = measure(f"champion v{champion.version}")
-        model.set_adapter("default")
+        labels.append("champion")
 
-    samples = []
-    for example in tqdm(eval_set.examples[: settings.generation_samples], desc="generate", unit="answer"):
-        answers = {"tuned": generate_answer(model, tokenizer, example.prompt, settings.max_new_tokens)}
-        with model.disable_adapter():
-            answers["base"] = generate_answer(model, tokenizer, example.prompt, settings.max_new_tokens)
-        samples.append(
-            GeneratedAnswer(id=example.id, question=example.question, reference=example.answer, answers=answers)
-        )
-    logger.info(
-        "Answer perplexity on %d eval examples: base %.3f, tuned %.3f%s",
-        len(eval_set), base_result.perplexity, tuned.perplexity,
-        f", champion {champion_result.perplexity:.3f}" if champion_result else "",
-    )
-    return EvaluationResult(
-        base=base_result,
-        tuned=tuned,
-        champion=champion_result,
+    perplexities: dict[str, PerplexityResult] = {}
+    answers: dict[str, list[BenchmarkAnswer]] = {}
+    for label in labels:
+        name = f"champion v{champion.version}" if label == "champion" and champion else label
+        with _active(model, label):
+            perplexities[label] = answer_perplexity(
+                model, tokenizer, eval_set, max_seq_length, settings.batch_size, desc=f"perplexity {name}"
+            )
+            answers[label] = answer_benchmark(
+                model, tokenizer, benchmark, eval_set.system_prompt, eval_set.domain_tag, settings, held_out,
+                desc=f"benchmark {name}",
+            )
+    score_benchmark(answers, benchmark)
+    models = {
+        label: summarize_model(label, perplexities[label], answers[label], champion.version if label == "champion" and champion else None)
+        for label in ["base", "tuned", *(["champion"] if champion else [])]
+    }
+    result = EvaluationResult(
+        base=perplexities["base"],
+        tuned=perplexities["tuned"],
+        champion=perplexities.get("champion"),
         champion_version=champion.version if champion else None,
-        samples=samples,
+        models=models,
+        comparisons=compare_models(models, settings),
+        categories=category_breakdown(models, benchmark),
+        benchmark=f"{benchmark.name} v{benchmark.version} ({len(benchmark)} items)",
         eval_fingerprint=eval_set.fingerprint(),
     )
+    logger.info(
+        "Answer perplexity on %d eval examples: base %.3f, tuned %.3f%s",
+        len(eval_set), result.base.perplexity, result.tuned.perplexity,
+        f", champion {result.champion.perplexity:.3f}" if result.champion else "",
+    )
+    return result

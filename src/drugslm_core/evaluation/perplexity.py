@@ -17,6 +17,10 @@ class PerplexityResult(BaseModel):
     mean_nll: float
     answer_tokens: int
     examples: int
+    example_nll: list[float] = []
+    """Per example: the sum of answer-token negative log-likelihoods (for paired bootstraps)."""
+    example_tokens: list[int] = []
+    """Per example: its answer-token count."""
 
 
 def answer_perplexity(
@@ -37,7 +41,8 @@ def answer_perplexity(
     encoded = [encode_example(tokenizer, e.prompt, e.completion, max_length) for e in dataset.examples]
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX)
     device = next(model.parameters()).device
-    total_nll, total_tokens = 0.0, 0
+    example_nll: list[float] = []
+    example_tokens: list[int] = []
     model.eval()
     with torch.no_grad():
         for start in tqdm(range(0, len(encoded), batch_size), desc=desc, unit="batch"):
@@ -50,11 +55,13 @@ def answer_perplexity(
                 logits[:, :-1].reshape(-1, logits.size(-1)),
                 labels.reshape(-1),
                 ignore_index=IGNORE_INDEX,
-                reduction="sum",
-            )
-            total_nll += float(nll)
-            total_tokens += int((labels != IGNORE_INDEX).sum())
+                reduction="none",
+            ).view(labels.shape)
+            example_nll.extend(float(value) for value in nll.sum(dim=1))
+            example_tokens.extend(int(value) for value in (labels != IGNORE_INDEX).sum(dim=1))
+    total_nll, total_tokens = sum(example_nll), sum(example_tokens)
     mean_nll = total_nll / total_tokens
     return PerplexityResult(
-        perplexity=math.exp(mean_nll), mean_nll=mean_nll, answer_tokens=total_tokens, examples=len(encoded)
+        perplexity=math.exp(mean_nll), mean_nll=mean_nll, answer_tokens=total_tokens, examples=len(encoded),
+        example_nll=example_nll, example_tokens=example_tokens,
     )

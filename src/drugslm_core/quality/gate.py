@@ -1,8 +1,10 @@
 """The Great Expectations gate between ingestion and the dataset.
 
-The suite is built from :class:`ValidationSettings`; every failing row goes to
-the quarantine with one reason per failed expectation, the rest is accepted.
-``len(accepted) + len(quarantine) == len(records)`` holds by construction and is
+The suite is built from :class:`ValidationSettings` (length bounds, and a ``mostly``
+success threshold per expectation); every failing row goes to the quarantine with
+one reason per failed expectation, the rest is accepted. Records already quarantined
+upstream (duplicates found by the clean step) are merged in, so
+``len(accepted) + len(quarantine) == records in`` covers the whole data flow; it is
 checked. :func:`enforce_accepted_share` fails the run when too little passes.
 """
 
@@ -28,6 +30,23 @@ class ExpectationOutcome(BaseModel):
     description: str
 
 
+class ValidationResult(BaseModel):
+    """What the gate decided, without the accepted records: the artifact behind the HTML report."""
+
+    records_in: int
+    accepted: int
+    outcomes: list[ExpectationOutcome]
+    quarantine: Quarantine
+
+    @property
+    def accepted_share(self) -> float:
+        return self.accepted / self.records_in if self.records_in else 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(o.success for o in self.outcomes)
+
+
 class GateResult(BaseModel):
     accepted: RecordBatch
     quarantine: Quarantine
@@ -37,6 +56,11 @@ class GateResult(BaseModel):
     @property
     def accepted_share(self) -> float:
         return len(self.accepted) / self.records_in if self.records_in else 0.0
+
+    def summary(self) -> ValidationResult:
+        return ValidationResult(
+            records_in=self.records_in, accepted=len(self.accepted), outcomes=self.outcomes, quarantine=self.quarantine
+        )
 
 
 class QualityGateError(RuntimeError):
@@ -57,6 +81,10 @@ def _build_suite(gx, settings: ValidationSettings):  # type: ignore[no-untyped-d
         (e.ExpectColumnValuesToMatchRegex(column="question", regex=r"\S"), "empty: field 'question' is blank"),
         (e.ExpectColumnValuesToMatchRegex(column="answer", regex=r"\S"), "empty: field 'answer' is blank"),
         (e.ExpectColumnValuesToBeUnique(column="id"), "duplicate_id: field 'id' is not unique"),
+        (
+            e.ExpectColumnValuesToNotMatchRegex(column="answer", regex=r"<\s*/?\s*[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>]*)?/?\s*>"),
+            "markup: field 'answer' still contains HTML tags",
+        ),
     ]
     for column, low, high in lengths:
         pairs.append(
@@ -65,11 +93,27 @@ def _build_suite(gx, settings: ValidationSettings):  # type: ignore[no-untyped-d
                 f"length: field '{column}' length outside [{low}, {high}] characters",
             )
         )
+    known = {f"{expectation.expectation_type}:{expectation.column}" for expectation, _ in pairs}
+    unknown = set(settings.mostly) - known
+    if unknown:
+        raise ValueError(f"validation.mostly names unknown expectations {sorted(unknown)}; known: {sorted(known)}")
+    for expectation, _ in pairs:
+        share = settings.mostly.get(f"{expectation.expectation_type}:{expectation.column}")
+        if share is not None:
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"validation.mostly values must be in [0, 1], got {share}")
+            expectation.mostly = share
     return pairs
 
 
-def apply_quality_gate(batch: RecordBatch, settings: ValidationSettings) -> GateResult:
-    """Validate every record with a GX 1.x suite; split into accepted and quarantined."""
+def apply_quality_gate(
+    batch: RecordBatch, settings: ValidationSettings, upstream: Quarantine | None = None
+) -> GateResult:
+    """Validate every record with a GX 1.x suite; split into accepted and quarantined.
+
+    ``upstream`` (records already rejected, e.g. duplicates) is put first in the quarantine
+    and counted in ``records_in``.
+    """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
@@ -113,14 +157,15 @@ def apply_quality_gate(batch: RecordBatch, settings: ValidationSettings) -> Gate
         )
 
     accepted = [r for i, r in enumerate(batch.records) if i not in reasons]
-    quarantined = [
+    earlier = list(upstream.items) if upstream else []
+    quarantined = earlier + [
         QuarantinedRecord(record=batch.records[i], reasons=reasons[i]) for i in sorted(reasons)
     ]
     gate = GateResult(
         accepted=RecordBatch(records=accepted),
         quarantine=Quarantine(items=quarantined),
         outcomes=outcomes,
-        records_in=len(batch),
+        records_in=len(batch) + len(earlier),
     )
     if len(gate.accepted) + len(gate.quarantine) != gate.records_in:  # never silently lose a record
         raise AssertionError("quality gate lost records")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from html import escape
 
-from drugslm_core.quality.gate import GateResult
+from drugslm_core.data.preview import STYLE
+from drugslm_core.data.transform import CleaningStats
+from drugslm_core.quality.gate import ValidationResult
 
 _STYLE = """
 <style>
@@ -15,8 +17,8 @@ th{background:#f2f4f7}.ok{color:#067647}.bad{color:#b42318}.num{text-align:right
 """
 
 
-def render_gate_report(gate: GateResult, max_rows: int = 200) -> str:
-    status = "passed" if all(o.success for o in gate.outcomes) else "found problems"
+def render_gate_report(gate: ValidationResult, max_rows: int = 200) -> str:
+    status = "passed" if gate.passed else "found problems"
     rows = "".join(
         f"<tr><td>{escape(o.expectation)}</td><td>{escape(o.column)}</td>"
         f"<td class={'ok' if o.success else 'bad'}>{'pass' if o.success else 'fail'}</td>"
@@ -37,10 +39,35 @@ def render_gate_report(gate: GateResult, max_rows: int = 200) -> str:
     return f"""<!doctype html><html><head><meta charset=utf-8><title>Data validation</title>{_STYLE}</head><body>
 <h1>Data validation (Great Expectations) — {status}</h1>
 <table><tr><th>records in</th><th>accepted</th><th>quarantined</th><th>accepted share</th></tr>
-<tr><td class=num>{gate.records_in}</td><td class=num>{len(gate.accepted)}</td>
+<tr><td class=num>{gate.records_in}</td><td class=num>{gate.accepted}</td>
 <td class=num>{len(gate.quarantine)}</td><td class=num>{gate.accepted_share:.1%}</td></tr></table>
 <h2>Expectations</h2><table><tr><th>expectation</th><th>column</th><th>result</th><th>failing rows</th><th>rule</th></tr>{rows}</table>
 <h2>Quarantine reasons</h2><table><tr><th>reason</th><th>records</th></tr>{reasons or '<tr><td colspan=2>none</td></tr>'}</table>
 <h2>Quarantined records</h2><table><tr><th>id</th><th>source</th><th>where</th><th>reasons</th><th>question</th></tr>{quarantined}</table>
 {f'<p>… and {more} more in the quarantine artifact.</p>' if more > 0 else ''}
 </body></html>"""
+
+
+def render_cleaning_report(stats: CleaningStats) -> str:
+    conversion = stats.from_documents
+    rows = [
+        ("records in (ingested + from documents)", stats.records_in),
+        ("… of which from documents", conversion.records),
+        ("documents", conversion.documents),
+        ("documents without extractable text", conversion.documents_without_text),
+        ("sections split into chunks", conversion.chunked_sections),
+        ("records added by chunking", conversion.chunks_added),
+        ("records out", stats.records_out),
+        ("exact duplicates (quarantined)", stats.duplicates_exact),
+        ("near duplicates (quarantined)", stats.duplicates_near),
+        ("records with HTML stripped", stats.html_stripped),
+        ("records changed by normalisation", stats.normalized),
+        ("boilerplate lines removed", stats.boilerplate_lines),
+        ("answers emptied by cleaning (the gate quarantines them)", stats.emptied),
+    ] + [(f"PII replaced: {kind}", count) for kind, count in stats.pii.items()]
+    body = "".join(f"<tr><td>{escape(k)}</td><td>{v}</td></tr>" for k, v in rows)
+    return (
+        f"<!doctype html><html><head><meta charset=utf-8><title>Cleaning</title>{STYLE}</head><body>"
+        f"<h2>Cleaning</h2><p>records in = records out + duplicates: {stats.records_in} = "
+        f"{stats.records_out} + {stats.duplicates}</p><table><tr><th>what</th><th>count</th></tr>{body}</table></body></html>"
+    )

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from drugslm_core.evaluation.compare import RegisteredAdapter, EvaluationResult
 from drugslm_core.evaluation.promotion import PromotionDecision
 from drugslm_core.modeling.training import TrainingOutcome
+from drugslm_core.registry.aliases import promote_version
 
 logger = logging.getLogger(__name__)
 
@@ -69,10 +70,8 @@ def log_training(outcome: TrainingOutcome) -> None:
     )
 
 
-def log_evaluation(result: EvaluationResult) -> None:
-    import mlflow
-
-    _active_run_id()
+def evaluation_metrics(result: EvaluationResult) -> dict[str, float]:
+    """Flat MLflow metrics: perplexities, benchmark means, safety counts and paired intervals."""
     metrics = {
         "base_eval_perplexity": result.base.perplexity,
         "tuned_eval_perplexity": result.tuned.perplexity,
@@ -82,7 +81,44 @@ def log_evaluation(result: EvaluationResult) -> None:
     }
     if result.champion is not None:
         metrics["champion_eval_perplexity"] = result.champion.perplexity
-    mlflow.log_metrics(metrics)
+    for label, scores in result.models.items():
+        metrics[f"{label}_benchmark_answers"] = float(len(scores.answers))
+        metrics.update({f"{label}_{metric}": value for metric, value in scores.means.items()})
+        metrics.update({f"{label}_{flag}_count": float(count) for flag, count in scores.safety_counts.items()})
+    for comparison in result.comparisons:
+        prefix = f"{comparison.candidate}_vs_{comparison.other}.{comparison.metric}"
+        metrics[f"{prefix}.diff"] = comparison.interval.difference
+        metrics[f"{prefix}.ci_low"] = comparison.interval.low
+        metrics[f"{prefix}.ci_high"] = comparison.interval.high
+    return metrics
+
+
+def log_evaluation(result: EvaluationResult, report_html: str | None = None) -> None:
+    """Metrics, each model's benchmark answers (JSON) and the run report (``report.html``)."""
+    import mlflow
+
+    _active_run_id()
+    mlflow.log_metrics(evaluation_metrics(result))
+    for label, scores in result.models.items():
+        mlflow.log_dict(
+            [answer.model_dump() for answer in scores.answers], f"benchmark/results_{label}.json"
+        )
+    mlflow.log_dict([row.model_dump() for row in result.categories], "benchmark/categories.json")
+    if report_html is not None:
+        mlflow.log_text(report_html, "report.html")
+
+
+def decision_tags(decision: PromotionDecision) -> dict[str, str]:
+    """The gate's decision and every check, as MLflow tags."""
+    tags = {
+        "promotion_decision": decision.summary[:5000],
+        "gate.promote": str(decision.promote).lower(),
+        "gate.primary_metric": decision.primary_metric,
+    }
+    for check in decision.checks:
+        key = "gate.check." + "".join(c if c.isalnum() or c in "._-" else "_" for c in check.name)
+        tags[key] = f"{'pass' if check.passed else 'FAIL'}: {check.detail}"[:5000]
+    return tags
 
 
 def find_registered_adapter(model_name: str, alias: str, download_dir: Path) -> RegisteredAdapter | None:
@@ -112,8 +148,13 @@ def register_adapter(
     model_name: str,
     alias: str,
     lineage: dict[str, str],
+    history_length: int = 30,
 ) -> RegistrationResult:
-    """Log the adapter to the active run, register it as a new version, set ``alias`` if promoted."""
+    """Log the adapter to the active run, register it as a new version, move ``alias`` if promoted.
+
+    The gate's decision and checks become tags of the run and of the version; a
+    promotion is recorded in the alias history (see :mod:`drugslm_core.registry.aliases`).
+    """
     import mlflow
 
     run_id = _active_run_id()
@@ -122,26 +163,28 @@ def register_adapter(
         **lineage,
         "base_model_name": outcome.base_model.name,
         "base_model_sha256": outcome.base_model.sha256,
+        "base_model_source": outcome.base_model.source,
         "base_eval_perplexity": f"{evaluation.base.perplexity:.4f}",
         "tuned_eval_perplexity": f"{evaluation.tuned.perplexity:.4f}",
         "eval_fingerprint": evaluation.eval_fingerprint,
-        "promotion_decision": decision.summary,
+        "benchmark": evaluation.benchmark,
     }
-    mlflow.set_tags({k: v for k, v in tags.items() if k not in {"promotion_decision"}})
+    mlflow.set_tags(tags)
     mlflow.log_artifacts(outcome.adapter_dir, artifact_path=ADAPTER_ARTIFACT_PATH)
     _ensure_registered_model(client, model_name)
     # An adapter is a folder of run artifacts, not an MLflow "logged model", so the
     # version is created from its runs:/ source (mlflow.register_model wants a logged model).
     version = client.create_model_version(
-        model_name, source=f"runs:/{run_id}/{ADAPTER_ARTIFACT_PATH}", run_id=run_id, tags=tags
+        model_name, source=f"runs:/{run_id}/{ADAPTER_ARTIFACT_PATH}", run_id=run_id,
+        tags={**tags, **decision_tags(decision)},
     )
     client.update_model_version(
-        model_name, version.version, description=f"LoRA adapter on {outcome.base_model.name}. {decision.summary}"
+        model_name, version.version, description=f"LoRA adapter on {outcome.base_model.name}. {decision.summary}"[:5000]
     )
     if decision.promote:
-        client.set_registered_model_alias(model_name, alias, version.version)
+        promote_version(client, model_name, alias, str(version.version), decision.summary[:500], history_length)
         logger.info("Model %s version %s is now @%s", model_name, version.version, alias)
-    mlflow.set_tag("promotion_decision", decision.summary)
+    mlflow.set_tags(decision_tags(decision))
     champion = _alias_version(client, model_name, alias)
     return RegistrationResult(
         model_name=model_name,

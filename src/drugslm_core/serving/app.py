@@ -9,7 +9,6 @@ adapter, exactly as evaluation measured it. ``create_app`` serves it:
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
 import uuid
@@ -21,7 +20,6 @@ from pydantic import BaseModel, Field
 from drugslm_core.config import BaseModelSettings, DataSettings
 from drugslm_core.data.formatting import conversation
 from drugslm_core.evaluation.compare import RegisteredAdapter
-from drugslm_core.modeling.base_model import provision_base_model
 
 
 class ChatMessage(BaseModel):
@@ -90,24 +88,19 @@ def load_served_model(
     data_settings: DataSettings | None = None,
     download_dir: Path | None = None,
 ) -> ServedModel:
-    """Resolve ``model_name@alias`` in the MLflow registry (tracking URI already set) and load it."""
-    from drugslm_core.modeling.loading import load_tokenizer, load_with_adapter
-    from drugslm_core.registry.mlflow_registry import find_registered_adapter
+    """Resolve ``model_name@alias`` in the MLflow registry (tracking URI already set) and load it
+    offline, refusing a version trained on another base model."""
+    from mlflow.exceptions import MlflowException
 
-    adapter = find_registered_adapter(model_name, alias, download_dir or Path(tempfile.mkdtemp(prefix="drugslm-serve-")))
-    if adapter is None:
-        raise LookupError(f"no model version {model_name}@{alias} in the MLflow registry")
-    base = provision_base_model(base_settings)
-    expected = adapter.tags.get("base_model_sha256")
-    if expected and expected != base.sha256:
-        raise RuntimeError(
-            f"{model_name} v{adapter.version} was trained on base model {expected[:12]}…, "
-            f"but base_model.source={base_settings.source!r} provides {base.sha256[:12]}…"
-        )
-    return ServedModel(
-        model_name, adapter, load_with_adapter(base, adapter.adapter_dir), load_tokenizer(base),
-        data_settings or DataSettings(),
-    )
+    from drugslm_core.registry.loading import load_registered_version
+
+    try:
+        loaded = load_registered_version(model_name, base_settings, alias=alias, download_dir=download_dir)
+    except MlflowException as error:
+        if "not found" in str(error):
+            raise LookupError(f"no model version {model_name}@{alias} in the MLflow registry") from error
+        raise
+    return ServedModel(model_name, loaded.adapter, loaded.model, loaded.tokenizer, data_settings or DataSettings())
 
 
 def create_app(served: ServedModel) -> Any:

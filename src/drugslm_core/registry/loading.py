@@ -1,0 +1,75 @@
+"""Rebuild a registered model version offline: provisioned base model + its LoRA adapter.
+
+A version holds only the adapter (a few MB) and names its base model by name and
+hash (tags ``base_model_name``, ``base_model_sha256``). Loading downloads the
+adapter from the MLflow artifact store, provisions the base model from the local
+cache (``modeling.base_model``; nothing is downloaded from a hub) and refuses a
+base whose hash differs from the one the adapter was trained on.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from drugslm_core.config import BaseModelSettings
+from drugslm_core.evaluation.compare import RegisteredAdapter
+from drugslm_core.modeling.base_model import BaseModelRef, provision_base_model
+from drugslm_core.modeling.loading import load_tokenizer, load_with_adapter
+
+
+@dataclass
+class LoadedVersion:
+    adapter: RegisteredAdapter
+    base: BaseModelRef
+    model: Any
+    """The 4-bit base with the version's adapter (a peft model in eval mode)."""
+    tokenizer: Any
+
+
+def download_version(
+    model_name: str, version: str | None = None, alias: str | None = None, download_dir: Path | None = None
+) -> RegisteredAdapter:
+    """The adapter of ``model_name`` at ``version`` (or behind ``alias``), downloaded to disk."""
+    import mlflow
+
+    if (version is None) == (alias is None):
+        raise ValueError("give exactly one of version and alias")
+    client = mlflow.MlflowClient()
+    found = (
+        client.get_model_version(model_name, str(version))
+        if version is not None
+        else client.get_model_version_by_alias(model_name, str(alias))
+    )
+    target = download_dir or Path(tempfile.mkdtemp(prefix="drugslm-version-"))
+    local = mlflow.artifacts.download_artifacts(artifact_uri=found.source, dst_path=str(target))
+    return RegisteredAdapter(version=str(found.version), run_id=found.run_id, adapter_dir=local, tags=dict(found.tags))
+
+
+def check_base_matches(adapter: RegisteredAdapter, base: BaseModelRef, model_name: str) -> None:
+    expected = adapter.tags.get("base_model_sha256")
+    if expected and expected != base.sha256:
+        raise RuntimeError(
+            f"{model_name} v{adapter.version} was trained on base model {expected[:12]}…, "
+            f"but this machine's base model is {base.sha256[:12]}…"
+        )
+
+
+def load_registered_version(
+    model_name: str,
+    base_settings: BaseModelSettings,
+    version: str | None = None,
+    alias: str | None = None,
+    download_dir: Path | None = None,
+    compute_dtype: str = "bfloat16",
+) -> LoadedVersion:
+    """Base model (offline, from the cache) + the version's adapter, ready for inference."""
+    adapter = download_version(model_name, version, alias, download_dir)
+    base = provision_base_model(base_settings)
+    check_base_matches(adapter, base, model_name)
+    return LoadedVersion(
+        adapter=adapter, base=base, model=load_with_adapter(base, adapter.adapter_dir, compute_dtype),
+        tokenizer=load_tokenizer(base),
+    )

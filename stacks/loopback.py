@@ -1,0 +1,280 @@
+"""The production-shaped stack, on loopback: S3 + MLflow server + ZenML server.
+
+``python -m stacks.loopback up`` starts, on 127.0.0.1 only:
+
+* moto's S3-protocol server, with the bucket ``loopback.bucket``;
+* ``mlflow server`` (SQLite backend store, artifacts proxied into that bucket, one worker);
+* the ZenML local server (``zenml login --local``), so the dashboard shows every run;
+
+then registers and activates the ZenML stack ``drugslm-remote``: an S3 artifact store
+(endpoint from the settings, credentials in the ZenML secret ``drugslm_s3``, never in a
+file), the MLflow experiment tracker and model registry pointed at the server. ``down``
+stops exactly the processes ``up`` started, by PID, and checks that none is left.
+``status`` says what is running. Ports, bucket and state folder are the ``loopback``
+section of the settings tree (``DRUGSLM_LOOPBACK__S3_PORT=...`` and so on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from drugslm_core.config import LoopbackSettings, load_settings
+
+STACK = "drugslm-remote"
+S3_SECRET = "drugslm_s3"
+MLFLOW_SECRET = "drugslm_mlflow"
+BIN = Path(sys.executable).parent
+
+
+def _aws_env(settings: LoopbackSettings) -> dict[str, str]:
+    """moto accepts any credentials; real ones come from the caller's environment if set."""
+    return {
+        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "loopback"),
+        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "loopback"),
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", settings.region),
+    }
+
+
+def s3_endpoint(settings: LoopbackSettings) -> str:
+    return f"http://{settings.host}:{settings.s3_port}"
+
+
+def mlflow_uri(settings: LoopbackSettings) -> str:
+    return f"http://{settings.host}:{settings.mlflow_port}"
+
+
+def zenml_url(settings: LoopbackSettings) -> str:
+    return f"http://{settings.host}:{settings.zenml_port}"
+
+
+def _pid_file(settings: LoopbackSettings) -> Path:
+    return Path(settings.state_dir) / "pids.json"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); it is dead for our purpose.
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_http(url: str, timeout: float, what: str, pid: int | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pid is not None and not _alive(pid):
+            raise RuntimeError(f"{what} exited during start-up; see its log in the state folder")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except Exception:
+            time.sleep(0.5)
+    raise TimeoutError(f"{what} did not answer at {url} within {timeout:.0f} s")
+
+
+def _start(name: str, args: list[str], env: dict[str, str], settings: LoopbackSettings) -> int:
+    logs = Path(settings.state_dir)
+    handle = (logs / f"{name}.log").open("ab")
+    process = subprocess.Popen(
+        args, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True
+    )
+    return process.pid
+
+
+def _zenml_daemon_pid() -> int | None:
+    """The PID ZenML recorded for its local daemon server, if one is running."""
+    from zenml.zen_server.deploy.daemon.daemon_zen_server import DaemonZenServer
+
+    service = Path(DaemonZenServer.config_path())
+    for candidate in sorted(service.rglob("*.pid")):
+        try:
+            return int(candidate.read_text().strip())
+        except ValueError:
+            continue
+    return None
+
+
+def up(settings: LoopbackSettings) -> dict[str, int]:
+    """Start the three servers (those not already running) and register the stack."""
+    state = Path(settings.state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    pids: dict[str, int] = json.loads(_pid_file(settings).read_text()) if _pid_file(settings).exists() else {}
+    pids = {name: pid for name, pid in pids.items() if _alive(pid)}
+    aws = _aws_env(settings)
+
+    if "s3" not in pids:
+        pids["s3"] = _start(
+            "s3", [str(BIN / "moto_server"), "-H", settings.host, "-p", str(settings.s3_port)], aws, settings
+        )
+        _pid_file(settings).write_text(json.dumps(pids))
+    _wait_http(f"{s3_endpoint(settings)}/moto-api/", 30, "moto S3 server", pids["s3"])
+    _ensure_bucket(settings)
+
+    if "mlflow" not in pids:
+        pids["mlflow"] = _start(
+            "mlflow",
+            [
+                str(BIN / "mlflow"), "server",
+                "--host", settings.host, "--port", str(settings.mlflow_port), "--workers", "1",
+                "--backend-store-uri", f"sqlite:///{(state / 'mlflow.db').resolve()}",
+                "--artifacts-destination", f"s3://{settings.bucket}/mlflow",
+            ],
+            {**aws, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint(settings)},
+            settings,
+        )
+        _pid_file(settings).write_text(json.dumps(pids))
+    _wait_http(f"{mlflow_uri(settings)}/health", 120, "MLflow server", pids["mlflow"])
+
+    subprocess.run(
+        [str(BIN / "zenml"), "login", "--local", "--port", str(settings.zenml_port), "--ip-address", settings.host],
+        check=True, env={**os.environ, "ZENML_AUTO_OPEN_DASHBOARD": "false"},
+    )
+    daemon = _zenml_daemon_pid()
+    if daemon is not None:
+        pids["zenml"] = daemon
+    _pid_file(settings).write_text(json.dumps(pids))
+    register_stack(settings)
+    return pids
+
+
+def _ensure_bucket(settings: LoopbackSettings) -> None:
+    import boto3
+
+    aws = _aws_env(settings)
+    client = boto3.client(
+        "s3", endpoint_url=s3_endpoint(settings), region_name=aws["AWS_DEFAULT_REGION"],
+        aws_access_key_id=aws["AWS_ACCESS_KEY_ID"], aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"],
+    )
+    if settings.bucket not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+        client.create_bucket(Bucket=settings.bucket)
+
+
+def register_stack(settings: LoopbackSettings) -> None:
+    """Create (or update) the secrets, components and stack ``drugslm-remote``, and activate it."""
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
+    client = Client()
+    aws = _aws_env(settings)
+    secrets = {
+        S3_SECRET: {"aws_access_key_id": aws["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": aws["AWS_SECRET_ACCESS_KEY"]},
+        # The loopback MLflow server has no auth; ZenML's tracker insists on a method for http URIs.
+        MLFLOW_SECRET: {"username": "drugslm", "password": "loopback-no-auth"},
+    }
+    for name, values in secrets.items():
+        if client.list_secrets(name=name).items:
+            client.update_secret(name, add_or_update_values=values)
+        else:
+            client.create_secret(name, values=values)
+
+    components = {
+        StackComponentType.ARTIFACT_STORE: (
+            "s3_loopback", "s3",
+            {
+                "path": f"s3://{settings.bucket}/zenml",
+                "key": f"{{{{{S3_SECRET}.aws_access_key_id}}}}",
+                "secret": f"{{{{{S3_SECRET}.aws_secret_access_key}}}}",
+                "client_kwargs": {"endpoint_url": s3_endpoint(settings), "region_name": aws["AWS_DEFAULT_REGION"]},
+            },
+        ),
+        StackComponentType.EXPERIMENT_TRACKER: (
+            "mlflow_server", "mlflow",
+            {
+                "tracking_uri": mlflow_uri(settings),
+                "tracking_username": f"{{{{{MLFLOW_SECRET}.username}}}}",
+                "tracking_password": f"{{{{{MLFLOW_SECRET}.password}}}}",
+            },
+        ),
+        StackComponentType.MODEL_REGISTRY: ("mlflow_server_registry", "mlflow", {}),
+    }
+    for kind, (name, flavor, configuration) in components.items():
+        if client.list_stack_components(type=kind, name=name).items:
+            client.update_stack_component(name, kind, configuration=configuration)
+        else:
+            client.create_stack_component(name=name, flavor=flavor, component_type=kind, configuration=configuration)
+    stack_components = {kind: name for kind, (name, _, _) in components.items()}
+    stack_components[StackComponentType.ORCHESTRATOR] = "default"
+    if not client.list_stacks(name=STACK).items:
+        client.create_stack(name=STACK, components=stack_components)
+    client.activate_stack(STACK)
+
+
+def down(settings: LoopbackSettings, timeout: float = 20.0) -> list[str]:
+    """Stop what ``up`` started (by PID) and the ZenML local server; return what was stopped."""
+    pids: dict[str, int] = json.loads(_pid_file(settings).read_text()) if _pid_file(settings).exists() else {}
+    if "zenml" in pids or _zenml_daemon_pid() is not None:
+        subprocess.run([str(BIN / "zenml"), "logout", "--local"], check=False, capture_output=True)
+    for pid in pids.values():
+        if _alive(pid):
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids.values()):
+        time.sleep(0.2)
+    for name, pid in pids.items():
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL) if name != "zenml" else os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    left = [f"{name} (pid {pid})" for name, pid in pids.items() if _alive(pid)]
+    if left:
+        raise RuntimeError(f"still running after stack-down: {', '.join(left)}")
+    _pid_file(settings).unlink(missing_ok=True)
+    return sorted(pids)
+
+
+def status(settings: LoopbackSettings) -> dict[str, str]:
+    pids: dict[str, int] = json.loads(_pid_file(settings).read_text()) if _pid_file(settings).exists() else {}
+    urls = {
+        "s3": f"{s3_endpoint(settings)}/moto-api/",
+        "mlflow": f"{mlflow_uri(settings)}/health",
+        "zenml": f"{zenml_url(settings)}/health",
+    }
+    report = {}
+    for name, url in urls.items():
+        pid = pids.get(name)
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                answering = "answering"
+        except Exception:
+            answering = "not answering"
+        report[name] = f"pid {pid if pid else '-'} {'alive' if pid and _alive(pid) else 'stopped'}, {answering} at {url}"
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m stacks.loopback", description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=["up", "down", "status"])
+    action = parser.parse_args().action
+    settings = load_settings().loopback
+    if action == "up":
+        pids = up(settings)
+        print(f"Loopback stack up: {pids}. ZenML stack '{STACK}' is active.")
+        print(f"  S3 endpoint  {s3_endpoint(settings)}  bucket {settings.bucket}")
+        print(f"  MLflow       {mlflow_uri(settings)}")
+        print(f"  ZenML        {zenml_url(settings)}  (dashboard)")
+    elif action == "down":
+        print(f"Stopped: {', '.join(down(settings)) or 'nothing was running'}")
+    else:
+        for name, line in status(settings).items():
+            print(f"  {name:7} {line}")
+
+
+if __name__ == "__main__":
+    main()

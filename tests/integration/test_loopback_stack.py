@@ -1,0 +1,121 @@
+"""The production-shaped stack on loopback, for real: moto S3, `mlflow server`, ZenML server.
+
+`python -m stacks.loopback up` starts the three servers on free ports and registers
+`drugslm-remote`; the unchanged training pipeline runs on it (tiny budget); its
+artifacts must be in the bucket, its MLflow run and model version on the MLflow
+server, its run on the ZenML server; `down` must leave no process behind.
+Several minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import boto3
+import mlflow
+import pytest
+
+from tests.isolated_project import BIN, isolated_project, run_command, run_training_pipeline
+
+pytestmark = pytest.mark.stack
+
+TINY = {
+    "training": {"max_steps": 3, "max_seq_length": 256, "logging_steps": 1},
+    "evaluation": {"max_eval_examples": 8, "generation_samples": 1, "max_new_tokens": 8},
+    "registry": {"model_name": "drugslm-loopback"},
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as handle:
+        return handle.read().split(") ", 1)[1][0] != "Z"
+
+
+def _bucket_keys(port: int, bucket: str = "drugslm-artifacts") -> list[str]:
+    client = boto3.client(
+        "s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+        aws_access_key_id="loopback", aws_secret_access_key="loopback",
+    )
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def _mlflow_facts(uri: str, run_id: str, model: str, version: str) -> dict:
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    run = client.get_run(run_id)
+    registered = client.get_model_version(model, version)  # promotion is the gate's business, not tested here
+    return {"metrics": dict(run.data.metrics), "tags": dict(run.data.tags), "version_run": registered.run_id}
+
+
+@pytest.fixture(scope="module")
+def loopback(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    base = tmp_path_factory.mktemp("loopback")
+    ports = {"S3_PORT": _free_port(), "MLFLOW_PORT": _free_port(), "ZENML_PORT": _free_port()}
+    extra = {f"DRUGSLM_LOOPBACK__{k}": str(v) for k, v in ports.items()}
+    extra["DRUGSLM_LOOPBACK__STATE_DIR"] = str(base / "state")
+    project, env = isolated_project(base, TINY, extra)
+    python = str(BIN / "python")
+    facts: dict = {"ports": ports}
+    try:
+        run_command([python, "-m", "stacks.loopback", "up"], project, env)
+        facts["pids"] = json.loads((base / "state" / "pids.json").read_text())
+        run_training_pipeline(project, env)
+        summary = json.loads(run_command([python, "-m", "stacks.summary", "--json"], project, env).splitlines()[-1])
+        facts["summary"] = summary
+        facts["status"] = run_command([python, "-m", "stacks.loopback", "status"], project, env)
+        # moto keeps the bucket in memory: read everything while the servers are up.
+        facts["keys"] = _bucket_keys(ports["S3_PORT"])
+        facts["mlflow"] = _mlflow_facts(
+            summary["mlflow_tracking_uri"], summary["mlflow_run_id"], "drugslm-loopback", summary["mlflow_version"]
+        )
+    finally:
+        facts["down"] = run_command([python, "-m", "stacks.loopback", "down"], project, env)
+    facts["after_down"] = run_command([python, "-m", "stacks.loopback", "status"], project, env)
+    return facts
+
+
+def test_all_three_servers_were_up(loopback: dict) -> None:
+    assert set(loopback["pids"]) == {"s3", "mlflow", "zenml"}
+    assert loopback["status"].count("alive, answering") == 3, loopback["status"]
+
+
+def test_pipeline_ran_on_the_remote_stack(loopback: dict) -> None:
+    summary = loopback["summary"]
+    assert summary["status"] == "completed"  # read back from the ZenML server
+    assert summary["mlflow_tracking_uri"] == f"http://127.0.0.1:{loopback['ports']['MLFLOW_PORT']}"
+
+
+def test_zenml_artifacts_are_in_the_bucket(loopback: dict) -> None:
+    zenml_keys = [k for k in loopback["keys"] if k.startswith("zenml/")]
+    for step in ("ingest", "validate", "build_dataset", "split", "finetune", "evaluate", "register"):
+        assert any(k.startswith(f"zenml/{step}/") for k in zenml_keys), step
+    assert any(k.startswith("zenml/finetune/adapter/") and k.endswith("adapter_model.safetensors") for k in zenml_keys)
+
+
+def test_mlflow_run_and_version_live_on_the_server_with_artifacts_in_s3(loopback: dict) -> None:
+    facts = loopback["mlflow"]
+    assert {"base_eval_perplexity", "tuned_eval_perplexity", "train_loss"} <= set(facts["metrics"])
+    assert facts["tags"]["zenml_run_id"] == loopback["summary"]["zenml_run_id"]
+    assert facts["version_run"] == loopback["summary"]["mlflow_run_id"]
+    run_id = loopback["summary"]["mlflow_run_id"]
+    assert any(k.startswith("mlflow/") and f"/{run_id}/artifacts/adapter/" in k for k in loopback["keys"])
+
+
+def test_stack_down_leaves_no_process(loopback: dict) -> None:
+    assert "mlflow" in loopback["down"] and "s3" in loopback["down"] and "zenml" in loopback["down"]
+    for name, pid in loopback["pids"].items():
+        assert not _alive(pid), f"{name} (pid {pid}) still running after stack-down"
+    assert loopback["after_down"].count("not answering") == 3, loopback["after_down"]
