@@ -42,7 +42,9 @@ def isolated_project(base: Path, settings: dict[str, dict], extra_env: dict[str,
         config["parameters"]["config"].setdefault(section, {}).update(values)
     (project / "configs" / "test.yaml").write_text(yaml.safe_dump(config))
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("ZENML_", "DRUGSLM_"))},
+        # The developer's ZenML and DRUGSLM_* overrides must not leak into the test's runs;
+        # the model cache location is not a setting and is kept.
+        **{k: v for k, v in os.environ.items() if not k.startswith(("ZENML_", "DRUGSLM_")) or k == "DRUGSLM_CACHE_DIR"},
         "ZENML_CONFIG_PATH": str(base / "zenml-config"),
         "ZENML_ANALYTICS_OPT_IN": "false",
         "ZENML_AUTO_OPEN_DASHBOARD": "false",
