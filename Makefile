@@ -41,7 +41,7 @@ test: setup
 	$(PY) -m pytest -q
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not e2e"
+	$(PY) -m pytest -q -m "not e2e and not stack"
 
 ## Serve the registered @champion as an OpenAI-style API on http://127.0.0.1:8000.
 serve: setup
