@@ -10,20 +10,13 @@ from importlib import resources
 
 import yaml
 
+from drugslm_core.data.questions import QUESTION_TEMPLATES as _TEMPLATES_BY_LANGUAGE
 from drugslm_core.data.records import QARecord
 
 SOURCE_NAME = "sample-corpus"
 
-QUESTION_TEMPLATES: dict[str, str] = {
-    "indications": "What is {drug} used for?",
-    "mechanism": "How does {drug} work?",
-    "dosage": "What is the usual dose of {drug}?",
-    "contraindications": "Who should not take {drug}?",
-    "warnings": "What precautions should I know about before taking {drug}?",
-    "adverse_reactions": "What are the side effects of {drug}?",
-    "interactions": "Which medicines interact with {drug}?",
-    "storage": "How should I store {drug}?",
-}
+QUESTION_TEMPLATES: dict[str, str] = _TEMPLATES_BY_LANGUAGE["en"]
+"""Section → question, shared with documents from connectors and PDFs (``data.questions``)."""
 
 
 def load_leaflets() -> list[dict]:
@@ -41,11 +34,11 @@ def leaflet_records() -> list[QARecord]:
     for index, leaflet in enumerate(load_leaflets()):
         drug = leaflet["drug"]
         for section, text in leaflet["sections"].items():
-            template = QUESTION_TEMPLATES.get(section, "What should I know about {drug} ({section})?")
+            template = QUESTION_TEMPLATES.get(section, QUESTION_TEMPLATES["other"])
             records.append(
                 QARecord(
                     id=f"{SOURCE_NAME}:{slug(drug)}:{section}",
-                    question=template.format(drug=drug, section=section.replace("_", " ")),
+                    question=template.format(drug=drug, heading=section.replace("_", " ")),
                     answer=" ".join(str(text).split()),
                     focus=drug,
                     source=SOURCE_NAME,
