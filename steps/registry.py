@@ -9,7 +9,7 @@ from drugslm_core.evaluation.compare import EvaluationResult
 from drugslm_core.evaluation.promotion import PromotionDecision
 from drugslm_core.modeling.training import TrainingOutcome
 from drugslm_core.registry.aliases import AliasMove
-from drugslm_core.registry.mlflow_registry import RegistrationResult, register_adapter
+from drugslm_core.registry.mlflow_registry import RegistrationResult, lineage_tags, register_adapter
 from drugslm_core.registry.rollback import rollback_champion as rollback_champion_alias
 
 
@@ -24,14 +24,7 @@ def register(
     """Register the adapter in MLflow; move ``champion`` (and the ZenML stage) only if the gate said so."""
     context = get_step_context()
     run = context.pipeline_run
-    lineage = {
-        "zenml_run_id": str(run.id),
-        "zenml_run_name": run.name,
-        "zenml_pipeline": run.pipeline.name if run.pipeline else "",
-        "dataset_fingerprint": dataset.fingerprint(),
-        "domain_tag": dataset.domain_tag,
-        "system_prompt": dataset.system_prompt,
-    }
+    lineage = lineage_tags(str(run.id), run.name, run.pipeline.name if run.pipeline else "", dataset)
     result = register_adapter(
         adapter, evaluation, decision, settings.model_name, settings.champion_alias, lineage,
         settings.alias_history_length,

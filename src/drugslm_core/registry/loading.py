@@ -32,20 +32,40 @@ class LoadedVersion:
 def download_version(
     model_name: str, version: str | None = None, alias: str | None = None, download_dir: Path | None = None
 ) -> RegisteredAdapter:
-    """The adapter of ``model_name`` at ``version`` (or behind ``alias``), downloaded to disk."""
+    """The adapter of ``model_name`` at ``version`` (or behind ``alias``), downloaded to disk.
+
+    Raises ``LookupError`` when the model, version or alias does not exist."""
     import mlflow
+
+    from mlflow.exceptions import MlflowException
 
     if (version is None) == (alias is None):
         raise ValueError("give exactly one of version and alias")
     client = mlflow.MlflowClient()
-    found = (
-        client.get_model_version(model_name, str(version))
-        if version is not None
-        else client.get_model_version_by_alias(model_name, str(alias))
-    )
+    try:
+        found = (
+            client.get_model_version(model_name, str(version))
+            if version is not None
+            else client.get_model_version_by_alias(model_name, str(alias))
+        )
+    except MlflowException as error:
+        # No such model: RESOURCE_DOES_NOT_EXIST; no such alias/version: INVALID_PARAMETER_VALUE.
+        if error.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"} and "not found" in str(error):
+            wanted = f"@{alias}" if alias is not None else f" v{version}"
+            raise LookupError(f"no model version {model_name}{wanted} in the MLflow registry") from error
+        raise
     target = download_dir or Path(tempfile.mkdtemp(prefix="drugslm-version-"))
     local = mlflow.artifacts.download_artifacts(artifact_uri=found.source, dst_path=str(target))
     return RegisteredAdapter(version=str(found.version), run_id=found.run_id, adapter_dir=local, tags=dict(found.tags))
+
+
+def find_registered_adapter(model_name: str, alias: str, download_dir: Path) -> RegisteredAdapter | None:
+    """The version behind ``alias`` (e.g. ``champion``) with its adapter downloaded, or ``None``
+    when the model or the alias does not exist yet."""
+    try:
+        return download_version(model_name, alias=alias, download_dir=download_dir)
+    except LookupError:
+        return None
 
 
 def check_base_matches(adapter: RegisteredAdapter, base: BaseModelRef, model_name: str) -> None:

@@ -10,15 +10,15 @@ name and hash as tags, so a version can be rebuilt offline from the cache.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from drugslm_core.evaluation.compare import RegisteredAdapter, EvaluationResult
+from drugslm_core.evaluation.compare import EvaluationResult
+from drugslm_core.data.formatting import InstructionDataset
 from drugslm_core.evaluation.promotion import PromotionDecision
 from drugslm_core.modeling.training import TrainingOutcome
-from drugslm_core.registry.aliases import promote_version
+from drugslm_core.registry.aliases import current_version, promote_version
 
 logger = logging.getLogger(__name__)
 
@@ -121,24 +121,17 @@ def decision_tags(decision: PromotionDecision) -> dict[str, str]:
     return tags
 
 
-def find_registered_adapter(model_name: str, alias: str, download_dir: Path) -> RegisteredAdapter | None:
-    """The version behind ``alias`` (``champion`` or any other) with its adapter downloaded,
-    or ``None`` if the model or the alias does not exist."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    client = mlflow.MlflowClient()
-    try:
-        version = client.get_model_version_by_alias(model_name, alias)
-    except MlflowException as error:
-        # No such model: RESOURCE_DOES_NOT_EXIST; model without that alias: INVALID_PARAMETER_VALUE.
-        if error.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"} and "not found" in str(error):
-            return None
-        raise
-    local = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(download_dir))
-    return RegisteredAdapter(
-        version=str(version.version), run_id=version.run_id, adapter_dir=local, tags=dict(version.tags)
-    )
+def lineage_tags(run_id: str, run_name: str, pipeline_name: str, dataset: InstructionDataset) -> dict[str, str]:
+    """Tags that tie an MLflow run and model version to the orchestrator run and the exact data,
+    plus the prompt format a server needs to query the model as it was trained."""
+    return {
+        "zenml_run_id": run_id,
+        "zenml_run_name": run_name,
+        "zenml_pipeline": pipeline_name,
+        "dataset_fingerprint": dataset.fingerprint(),
+        "domain_tag": dataset.domain_tag,
+        "system_prompt": dataset.system_prompt,
+    }
 
 
 def register_adapter(
@@ -185,7 +178,7 @@ def register_adapter(
         promote_version(client, model_name, alias, str(version.version), decision.summary[:500], history_length)
         logger.info("Model %s version %s is now @%s", model_name, version.version, alias)
     mlflow.set_tags(decision_tags(decision))
-    champion = _alias_version(client, model_name, alias)
+    champion = current_version(client, model_name, alias)
     return RegistrationResult(
         model_name=model_name,
         version=str(version.version),
@@ -208,12 +201,3 @@ def _ensure_registered_model(client: Any, model_name: str) -> None:
         client.create_registered_model(
             model_name, description="drugslm: LoRA adapters for a drug-information assistant"
         )
-
-
-def _alias_version(client: Any, model_name: str, alias: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(client.get_model_version_by_alias(model_name, alias).version)
-    except MlflowException:
-        return None

@@ -90,16 +90,9 @@ def load_served_model(
 ) -> ServedModel:
     """Resolve ``model_name@alias`` in the MLflow registry (tracking URI already set) and load it
     offline, refusing a version trained on another base model."""
-    from mlflow.exceptions import MlflowException
-
     from drugslm_core.registry.loading import load_registered_version
 
-    try:
-        loaded = load_registered_version(model_name, base_settings, alias=alias, download_dir=download_dir)
-    except MlflowException as error:
-        if "not found" in str(error):
-            raise LookupError(f"no model version {model_name}@{alias} in the MLflow registry") from error
-        raise
+    loaded = load_registered_version(model_name, base_settings, alias=alias, download_dir=download_dir)
     return ServedModel(model_name, loaded.adapter, loaded.model, loaded.tokenizer, data_settings or DataSettings())
 
 
