@@ -59,6 +59,12 @@ def _pid_file(settings: LoopbackSettings) -> Path:
     return Path(settings.state_dir) / "pids.json"
 
 
+def _read_pids(settings: LoopbackSettings) -> dict[str, int]:
+    """Service name → PID of what ``up`` started (empty when nothing was started)."""
+    path = _pid_file(settings)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -113,8 +119,7 @@ def up(settings: LoopbackSettings) -> dict[str, int]:
     """Start the three servers (those not already running) and register the stack."""
     state = Path(settings.state_dir)
     state.mkdir(parents=True, exist_ok=True)
-    pids: dict[str, int] = json.loads(_pid_file(settings).read_text()) if _pid_file(settings).exists() else {}
-    pids = {name: pid for name, pid in pids.items() if _alive(pid)}
+    pids = {name: pid for name, pid in _read_pids(settings).items() if _alive(pid)}
     aws = _aws_env(settings)
 
     if "s3" not in pids:
@@ -214,23 +219,32 @@ def register_stack(settings: LoopbackSettings) -> None:
     client.activate_stack(STACK)
 
 
+def _signal(pid: int, sig: signal.Signals) -> None:
+    """Signal the process group we started (server + its workers), or the process alone
+    when it leads no group of its own (the ZenML daemon)."""
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
 def down(settings: LoopbackSettings, timeout: float = 20.0) -> list[str]:
     """Stop what ``up`` started (by PID) and the ZenML local server; return what was stopped."""
-    pids: dict[str, int] = json.loads(_pid_file(settings).read_text()) if _pid_file(settings).exists() else {}
+    pids = _read_pids(settings)
     if "zenml" in pids or _zenml_daemon_pid() is not None:
         subprocess.run([str(BIN / "zenml"), "logout", "--local"], check=False, capture_output=True)
     for pid in pids.values():
         if _alive(pid):
-            try:
-                os.killpg(pid, signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGTERM)
+            _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(_alive(pid) for pid in pids.values()):
         time.sleep(0.2)
-    for name, pid in pids.items():
+    for pid in pids.values():
         if _alive(pid):
-            os.killpg(pid, signal.SIGKILL) if name != "zenml" else os.kill(pid, signal.SIGKILL)
+            _signal(pid, signal.SIGKILL)
     time.sleep(0.2)
     left = [f"{name} (pid {pid})" for name, pid in pids.items() if _alive(pid)]
     if left:
@@ -240,7 +254,7 @@ def down(settings: LoopbackSettings, timeout: float = 20.0) -> list[str]:
 
 
 def status(settings: LoopbackSettings) -> dict[str, str]:
-    pids: dict[str, int] = json.loads(_pid_file(settings).read_text()) if _pid_file(settings).exists() else {}
+    pids = _read_pids(settings)
     urls = {
         "s3": f"{s3_endpoint(settings)}/moto-api/",
         "mlflow": f"{mlflow_uri(settings)}/health",
