@@ -15,16 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from drugslm_core.config import BaseModelSettings, DataSettings, EvaluationSettings
-from drugslm_core.data.formatting import build_instruction_dataset
-from drugslm_core.data.records import RecordBatch
-from drugslm_core.data.sample_corpus import leaflet_records
-from drugslm_core.data.splits import split_by_focus
+from drugslm_core.config import BaseModelSettings, EvaluationSettings
 from drugslm_core.evaluation.benchmark import load_benchmark
 from drugslm_core.evaluation.compare import EvaluationResult, RegisteredAdapter, compare_models, evaluate_adapter
 from drugslm_core.evaluation.promotion import decide_for_evaluation, decide_promotion
 from drugslm_core.modeling.base_model import provision_base_model
-from drugslm_core.modeling.loading import load_quantized_base, load_tokenizer
+from tests.lora_adapters import sample_eval_split, save_lora_adapter
 
 SETTINGS = EvaluationSettings(max_eval_examples=6, generation_samples=2, max_new_tokens=8, bootstrap_samples=500)
 
@@ -32,24 +28,13 @@ SETTINGS = EvaluationSettings(max_eval_examples=6, generation_samples=2, max_new
 @pytest.fixture(scope="module")
 def evaluation(tmp_path_factory: pytest.TempPathFactory) -> EvaluationResult:
     import torch
-    from peft import LoraConfig, get_peft_model
 
     root = tmp_path_factory.mktemp("gate")
     base = provision_base_model(BaseModelSettings())
-    data = DataSettings()
-    dataset = build_instruction_dataset(
-        RecordBatch(records=leaflet_records()), load_tokenizer(base), data.system_prompt, data.domain_tag, base.sha256
-    )
-    _, eval_split = split_by_focus(dataset, 0.15, 13)
+    eval_split = sample_eval_split(base)
     torch.manual_seed(0)
-    quantized = load_quantized_base(base)
-    untrained = get_peft_model(quantized, LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"))
-    untrained.save_pretrained(root / "untrained")
-    perturbed = get_peft_model(
-        load_quantized_base(base),
-        LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM", init_lora_weights=False),
-    )
-    perturbed.save_pretrained(root / "perturbed")
+    save_lora_adapter(base, root / "untrained")
+    save_lora_adapter(base, root / "perturbed", random_init=True)
     champion = RegisteredAdapter(version="7", run_id=None, adapter_dir=str(root / "untrained"))
     return evaluate_adapter(root / "perturbed", base, eval_split, load_benchmark(), SETTINGS, 256, "bfloat16", champion)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-from pathlib import Path
 
 import boto3
 import mlflow

@@ -13,20 +13,16 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from drugslm_core.config import BaseModelSettings, DataSettings, EvaluationSettings, TrainingSettings
-from drugslm_core.data.formatting import build_instruction_dataset
-from drugslm_core.data.records import RecordBatch
-from drugslm_core.data.sample_corpus import leaflet_records
-from drugslm_core.data.splits import split_by_focus
+from drugslm_core.config import BaseModelSettings, EvaluationSettings, TrainingSettings
 from drugslm_core.evaluation.benchmark import load_benchmark
 from drugslm_core.evaluation.compare import evaluate_adapter
 from drugslm_core.evaluation.perplexity import answer_perplexity
 from drugslm_core.evaluation.promotion import decide_for_evaluation
 from drugslm_core.modeling.base_model import BaseModelRef, provision_base_model
-from drugslm_core.modeling.loading import load_quantized_base, load_tokenizer
 from drugslm_core.modeling.training import TrainingOutcome
 from drugslm_core.registry.loading import download_version, load_registered_version
 from drugslm_core.registry.mlflow_registry import RegistrationResult, register_adapter
+from tests.lora_adapters import sample_eval_split, save_lora_adapter
 
 MODEL = "drugslm-registry-test"
 SETTINGS = EvaluationSettings(max_eval_examples=4, generation_samples=0, bootstrap_samples=200)
@@ -35,25 +31,16 @@ SETTINGS = EvaluationSettings(max_eval_examples=4, generation_samples=0, bootstr
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     import torch
-    from peft import LoraConfig, get_peft_model
 
     root = tmp_path_factory.mktemp("registry")
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
     mlflow.set_experiment("registry-test")
     base = provision_base_model(BaseModelSettings())
-    data = DataSettings()
-    dataset = build_instruction_dataset(
-        RecordBatch(records=leaflet_records()), load_tokenizer(base), data.system_prompt, data.domain_tag, base.sha256
-    )
-    _, eval_split = split_by_focus(dataset, 0.15, 13)
+    eval_split = sample_eval_split(base)
     eval_split = eval_split.model_copy(update={"examples": eval_split.examples[:4]})
     torch.manual_seed(1)
-    adapter = get_peft_model(
-        load_quantized_base(base),
-        LoraConfig(r=4, lora_alpha=4, target_modules="all-linear", task_type="CAUSAL_LM", init_lora_weights=False),
-    )
-    adapter.save_pretrained(root / "adapter")
+    save_lora_adapter(base, root / "adapter", random_init=True, lora_alpha=4)
     evaluation = evaluate_adapter(root / "adapter", base, eval_split, load_benchmark(), SETTINGS, 256)
     outcome = TrainingOutcome(
         adapter_dir=str(root / "adapter"), base_model=base, steps=0, train_loss=0.0, loss_history=[], runtime_s=0.0,

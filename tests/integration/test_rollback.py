@@ -7,7 +7,6 @@ inside the artifacts. The CLI is exercised through typer's runner, in process.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import mlflow
 import pytest

@@ -15,24 +15,20 @@ from fastapi.testclient import TestClient
 
 from drugslm_core.config import BaseModelSettings, DataSettings
 from drugslm_core.modeling.base_model import provision_base_model
-from drugslm_core.modeling.loading import load_quantized_base
 from drugslm_core.serving.app import ChatMessage, ServedModel, create_app, load_served_model
+from tests.lora_adapters import save_lora_adapter
 
 MODEL = "drugslm-serving-test"
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from peft import LoraConfig, get_peft_model
-
     root = tmp_path_factory.mktemp("serving")
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
     mlflow.set_experiment("serving-test")
     base = provision_base_model(BaseModelSettings())
-    adapter_dir = root / "adapter"
-    model = get_peft_model(load_quantized_base(base), LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"))
-    model.save_pretrained(adapter_dir)
+    adapter_dir = save_lora_adapter(base, root / "adapter")
     client = mlflow.MlflowClient()
     client.create_registered_model(MODEL)
     with mlflow.start_run() as run:
