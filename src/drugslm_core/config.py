@@ -187,6 +187,10 @@ class ValidationSettings(Section):
 
 class SplitSettings(Section):
     eval_fraction: float = 0.15
+    """Share of drugs held out for the final evaluation (never seen in training)."""
+    validation_fraction: float = 0.1
+    """Share of the remaining drugs held out for eval loss during training (early stopping and
+    best-checkpoint selection); 0 trains on all of them with neither."""
     seed: int = 13
 
 
@@ -197,21 +201,67 @@ class BaseModelSettings(Section):
     cache_dir: Path = Field(default_factory=default_cache_dir)
 
 
+class AccelerateSettings(Section):
+    """Run the training in ``accelerate launch`` workers (one per GPU) instead of in the step's process."""
+
+    enabled: bool = False
+    num_processes: int = 1
+    """Worker processes: the GPUs of the node."""
+    multi_gpu: bool = False
+    """Data-parallel (DDP) across ``num_processes`` GPUs."""
+    mixed_precision: Literal["no", "bf16", "fp16"] = "bf16"
+    main_process_port: int = 29500
+    extra_args: list[str] = Field(default_factory=list)
+    """More ``accelerate launch`` options, e.g. ``["--dynamo_backend", "no"]``."""
+
+
 class TrainingSettings(Section):
-    mode: Literal["qlora"] = "qlora"
+    mode: Literal["qlora", "lora", "full"] = "qlora"
+    """``qlora``: LoRA on a 4-bit nf4 base (double quantization); ``lora``: LoRA on the base in
+    ``compute_dtype``; ``full``: every weight trained (fp32 master weights, ``compute_dtype`` autocast)."""
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     target_modules: str | list[str] = "all-linear"
     learning_rate: float = 3e-4
     max_steps: int = 60
+    """Optimizer steps."""
     per_device_batch_size: int = 4
+    """Rows per micro-batch: examples without packing, packed sequences of ``max_seq_length`` with it."""
     gradient_accumulation_steps: int = 1
     warmup_steps: int = 5
+    max_grad_norm: float = 1.0
+    weight_decay: float = 0.0
     max_seq_length: int = 384
+    packing: bool = True
+    """Best-fit packing of whole examples into rows of ``max_seq_length`` tokens, padding-free
+    (TRL ``packing_strategy="bfd"``): no compute is spent on padding, and attention stays inside
+    each example (position ids mark the boundaries)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, ~30% slower. For big models on a GPU."""
     compute_dtype: Literal["bfloat16", "float32"] = "bfloat16"
     seed: int = 13
     logging_steps: int = 5
+    eval_steps: int = 10
+    """Eval loss on the validation split (and a checkpoint) every this many steps."""
+    early_stopping_patience: int | None = 3
+    """Stop after this many evaluations without a lower eval loss (``None``: never)."""
+    checkpoint_uri: str | None = None
+    """Where checkpoints go. ``None``: ``<artifact store>/checkpoints/<run key>``; the key hashes
+    these settings, the train split and the base model, so a rerun with the same config resumes."""
+    save_total_limit: int = 2
+    """Checkpoints kept (the best one is always kept)."""
+    keep_checkpoints: bool = False
+    """Keep the checkpoints after a finished run (else they are deleted: the trained weights are the artifact)."""
+    export_merged: bool = False
+    """Also save the adapter merged into the base weights (``compute_dtype``), for servers without LoRA support."""
+    accelerate: AccelerateSettings = Field(default_factory=AccelerateSettings)
+
+    def run_key_fields(self) -> dict[str, Any]:
+        """The settings that change what is trained (not where checkpoints go or what is kept)."""
+        return self.model_dump(
+            mode="json", exclude={"checkpoint_uri", "save_total_limit", "keep_checkpoints", "export_merged", "accelerate"}
+        )
 
 
 class EvaluationSettings(Section):

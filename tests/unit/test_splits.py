@@ -130,3 +130,19 @@ def test_empty_dataset_is_an_error():
 def test_eval_fraction_out_of_range(fraction):
     with pytest.raises(ValueError, match="eval_fraction must be in"):
         split_by_focus(DATASET, fraction, 13)
+
+
+def test_three_way_split_keeps_eval_and_separates_drugs() -> None:
+    from drugslm_core.config import SplitSettings
+    from drugslm_core.data.splits import split_three_ways
+
+    dataset, settings = build_dataset(), SplitSettings(eval_fraction=0.15, validation_fraction=0.1, seed=3)
+    train, validation, evaluation = split_three_ways(dataset, settings)
+    assert evaluation == split_by_focus(dataset, 0.15, 3)[1]  # the final evaluation set does not move
+    assert len(train) + len(validation) + len(evaluation) == len(dataset)
+    foci = [{norm(e.focus) for e in part.examples} for part in (train, validation, evaluation)]
+    assert all(foci) and not (foci[0] & foci[1]) and not (foci[0] & foci[2]) and not (foci[1] & foci[2])
+    assert validation.domain_tag == dataset.domain_tag
+
+    train_all, empty, evaluation_again = split_three_ways(dataset, settings.model_copy(update={"validation_fraction": 0}))
+    assert len(empty) == 0 and len(train_all) == len(train) + len(validation) and evaluation_again == evaluation

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+from drugslm_core.config import SplitSettings
 from drugslm_core.data.formatting import InstructionDataset
 
 
@@ -43,3 +44,16 @@ def split_by_focus(
         "base_model_sha256": dataset.base_model_sha256,
     }
     return InstructionDataset(examples=train, **meta), InstructionDataset(examples=evaluation, **meta)
+
+
+def split_three_ways(
+    dataset: InstructionDataset, settings: SplitSettings
+) -> tuple[InstructionDataset, InstructionDataset, InstructionDataset]:
+    """Train / validation / eval, grouped by focus. Eval is exactly ``split_by_focus``'s; validation
+    (for eval loss while training) is carved the same way from what is left, or empty when
+    ``validation_fraction`` is 0."""
+    rest, evaluation = split_by_focus(dataset, settings.eval_fraction, settings.seed)
+    if settings.validation_fraction == 0:
+        return rest, rest.model_copy(update={"examples": []}), evaluation
+    train, validation = split_by_focus(rest, settings.validation_fraction, settings.seed)
+    return train, validation, evaluation

@@ -12,9 +12,7 @@ Every model answers the same items, so every comparison is paired.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,7 @@ from drugslm_core.evaluation.metrics import QUALITY_METRICS, SemanticScorer, key
 from drugslm_core.evaluation.perplexity import PerplexityResult, answer_perplexity
 from drugslm_core.evaluation.safety import SAFETY_FLAGS, SafetyChecker, corpus_safety_checker
 from drugslm_core.modeling.base_model import BaseModelRef
-from drugslm_core.modeling.loading import load_tokenizer, load_with_adapter
+from drugslm_core.modeling.loading import ModelSet, load_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -111,20 +109,6 @@ class EvaluationResult(BaseModel):
             if (item.metric, item.other, item.candidate) == (metric, other, candidate):
                 return item
         return None
-
-
-@contextlib.contextmanager
-def _active(model: Any, label: str) -> Iterator[None]:
-    """Make ``label``'s weights the active ones: base (adapters off), tuned, or champion."""
-    if label == "base":
-        with model.disable_adapter():
-            yield
-        return
-    model.set_adapter("default" if label == "tuned" else label)
-    try:
-        yield
-    finally:
-        model.set_adapter("default")
 
 
 def score_answer(
@@ -263,25 +247,26 @@ def evaluate_adapter(
 ) -> EvaluationResult:
     """Base, tuned and champion on the same eval examples and benchmark questions.
 
-    All three share one 4-bit base model in memory: the base is measured with
-    adapters disabled, the champion's adapter is loaded beside the tuned one.
+    Adapters share one base model in memory (the base is measured with adapters
+    disabled, the champion's adapter is loaded beside the tuned one); a full
+    fine-tune is loaded as a model of its own (:class:`ModelSet`).
     """
     if settings.max_eval_examples is not None:
         eval_set = eval_set.model_copy(update={"examples": eval_set.examples[: settings.max_eval_examples]})
     benchmark = benchmark.subset(settings.generation_samples)
     held_out = {example.focus.strip().lower() for example in eval_set.examples}
     tokenizer = load_tokenizer(base)
-    model = load_with_adapter(base, adapter_dir, compute_dtype)
-    labels = ["tuned", "base"]
+    trained: dict[str, Path | str] = {"tuned": adapter_dir}
     if champion is not None:
-        model.load_adapter(champion.adapter_dir, adapter_name="champion")
-        labels.append("champion")
+        trained["champion"] = champion.adapter_dir
+    loaded = ModelSet(base, trained, compute_dtype)
+    labels = ["tuned", "base", *(["champion"] if champion is not None else [])]
 
     perplexities: dict[str, PerplexityResult] = {}
     answers: dict[str, list[BenchmarkAnswer]] = {}
     for label in labels:
         name = f"champion v{champion.version}" if label == "champion" and champion else label
-        with _active(model, label):
+        with loaded.active(label) as model:
             perplexities[label] = answer_perplexity(
                 model, tokenizer, eval_set, max_seq_length, settings.batch_size, desc=f"perplexity {name}"
             )

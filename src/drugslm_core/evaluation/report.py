@@ -159,7 +159,7 @@ def render_evaluation_report(
     decision: PromotionDecision | None = None,
     example_limit: int = 12,
 ) -> str:
-    curve = base64.b64encode(loss_curve_png(outcome.loss_history)).decode()
+    curve = base64.b64encode(loss_curve_png(outcome.loss_history, eval_history=outcome.eval_history, best_step=outcome.best_step)).decode()
     tuned = evaluation.models["tuned"]
     return f"""<!doctype html><html><head><meta charset=utf-8><title>drugslm run report</title>{_STYLE}</head><body>
 <h1>drugslm run report</h1>

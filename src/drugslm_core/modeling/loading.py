@@ -1,9 +1,12 @@
-"""Load the base model in 4-bit (QLoRA) and attach adapters."""
+"""Load base models for training (4-bit, bf16 or fp32) and trained models for inference."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from drugslm_core.modeling.base_model import BaseModelRef
 
@@ -47,10 +50,93 @@ def load_quantized_base(base: BaseModelRef, compute_dtype: str = "bfloat16") -> 
     return model
 
 
+def load_plain_base(base: BaseModelRef, dtype: str) -> Any:
+    """The base model unquantized, in ``dtype``, on GPU 0 where there is one."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base.path, dtype=torch_dtype(dtype))
+    if torch.cuda.is_available():
+        model = model.to("cuda:0")
+    model.config.use_cache = False
+    return model
+
+
+def load_base_for_training(base: BaseModelRef, mode: Literal["qlora", "lora", "full"], compute_dtype: str) -> Any:
+    """QLoRA: nf4 weights; LoRA: frozen weights in ``compute_dtype``; full: fp32 master weights
+    (the Trainer's bf16 autocast does the compute in ``compute_dtype``)."""
+    if mode == "qlora":
+        return load_quantized_base(base, compute_dtype)
+    return load_plain_base(base, compute_dtype if mode == "lora" else "float32")
+
+
+TRAINED_MANIFEST = "drugslm_adapter.json"
+"""Written beside every trained model: its base model and the training settings (``mode`` included)."""
+
+
+def trained_mode(model_dir: Path | str) -> str:
+    """``qlora``, ``lora`` (a LoRA adapter) or ``full`` (a whole model), from the manifest."""
+    manifest = Path(model_dir) / TRAINED_MANIFEST
+    if not manifest.is_file():
+        return "qlora"  # adapters saved before the manifest recorded a mode, and test adapters
+    return str(json.loads(manifest.read_text())["training"].get("mode", "qlora"))
+
+
 def load_with_adapter(base: BaseModelRef, adapter_dir: Path | str, compute_dtype: str = "bfloat16") -> Any:
-    """Base in 4-bit plus a trained LoRA adapter, ready for inference."""
+    """Base plus a trained LoRA adapter, ready for inference: the base in 4-bit for a QLoRA
+    adapter, in ``compute_dtype`` for a LoRA one."""
     from peft import PeftModel
 
-    model = PeftModel.from_pretrained(load_quantized_base(base, compute_dtype), str(adapter_dir))
+    if trained_mode(adapter_dir) == "full":
+        raise ValueError(f"{adapter_dir} holds a fully fine-tuned model, not an adapter: use load_trained")
+    if trained_mode(adapter_dir) == "lora":
+        base_model = load_plain_base(base, compute_dtype)
+    else:
+        base_model = load_quantized_base(base, compute_dtype)
+    model = PeftModel.from_pretrained(base_model, str(adapter_dir))
     model.eval()
     return model
+
+
+def load_trained(base: BaseModelRef, model_dir: Path | str, compute_dtype: str = "bfloat16") -> Any:
+    """Any trained model of ours, ready for inference: an adapter on its base, or a full model."""
+    if trained_mode(model_dir) != "full":
+        return load_with_adapter(base, model_dir, compute_dtype)
+    model = load_plain_base(base.model_copy(update={"path": str(model_dir)}), compute_dtype)
+    model.eval()
+    return model
+
+
+class ModelSet:
+    """The base and several trained models (``{"tuned": dir, "champion": dir}``) loaded once, for
+    side-by-side evaluation: every adapter is attached, under its label, to one shared base
+    (4-bit, or ``compute_dtype`` when the first model is a bf16 LoRA); a full fine-tune is a
+    model of its own. ``active(label)`` gives the model that answers as ``label`` (or ``base``).
+    """
+
+    def __init__(self, base: BaseModelRef, trained: dict[str, Path | str], compute_dtype: str = "bfloat16") -> None:
+        from peft import PeftModel
+
+        modes = {label: trained_mode(path) for label, path in trained.items()}
+        self.full = {label: load_trained(base, path, compute_dtype) for label, path in trained.items() if modes[label] == "full"}
+        adapters = [label for label in trained if modes[label] != "full"]
+        shared_mode = modes[adapters[0]] if adapters else "qlora"
+        shared = load_plain_base(base, compute_dtype) if shared_mode == "lora" else load_quantized_base(base, compute_dtype)
+        if adapters:
+            shared = PeftModel.from_pretrained(shared, str(trained[adapters[0]]), adapter_name=adapters[0])
+            for label in adapters[1:]:
+                shared.load_adapter(str(trained[label]), adapter_name=label)
+        shared.eval()
+        self.shared = shared
+        self.adapters = adapters
+
+    @contextlib.contextmanager
+    def active(self, label: str) -> Iterator[Any]:
+        if label in self.full:
+            yield self.full[label]
+        elif label == "base":
+            with self.shared.disable_adapter() if self.adapters else contextlib.nullcontext():
+                yield self.shared
+        else:
+            self.shared.set_adapter(label)
+            yield self.shared

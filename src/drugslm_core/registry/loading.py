@@ -17,7 +17,7 @@ from typing import Any
 from drugslm_core.config import BaseModelSettings
 from drugslm_core.evaluation.compare import RegisteredAdapter
 from drugslm_core.modeling.base_model import BaseModelRef, provision_base_model
-from drugslm_core.modeling.loading import load_tokenizer, load_with_adapter
+from drugslm_core.modeling.loading import load_tokenizer, load_trained
 
 
 @dataclass
@@ -85,11 +85,12 @@ def load_registered_version(
     download_dir: Path | None = None,
     compute_dtype: str = "bfloat16",
 ) -> LoadedVersion:
-    """Base model (offline, from the cache) + the version's adapter, ready for inference."""
+    """The version's model ready for inference: its adapter on the base model (offline, from the
+    cache), or the full fine-tune it holds."""
     adapter = download_version(model_name, version, alias, download_dir)
     base = provision_base_model(base_settings)
     check_base_matches(adapter, base, model_name)
     return LoadedVersion(
-        adapter=adapter, base=base, model=load_with_adapter(base, adapter.adapter_dir, compute_dtype),
+        adapter=adapter, base=base, model=load_trained(base, adapter.adapter_dir, compute_dtype),
         tokenizer=load_tokenizer(base),
     )

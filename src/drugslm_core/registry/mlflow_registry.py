@@ -23,6 +23,7 @@ from drugslm_core.registry.aliases import current_version, promote_version
 logger = logging.getLogger(__name__)
 
 ADAPTER_ARTIFACT_PATH = "adapter"
+MERGED_ARTIFACT_PATH = "merged"
 
 
 class RegistrationResult(BaseModel):
@@ -46,28 +47,40 @@ def _active_run_id() -> str:
 
 
 def log_training(outcome: TrainingOutcome) -> None:
+    """Settings and the training summary on the active run. The per-step curves (``loss``,
+    ``eval_loss``, ``learning_rate``, ``grad_norm``) are logged live by the Trainer's MLflow
+    callback; they are written here only when training ran elsewhere (accelerate workers)."""
     import mlflow
 
-    _active_run_id()
+    run_id = _active_run_id()
     params = {f"training.{k}": v for k, v in outcome.settings.model_dump(mode="json").items()}
     params.update(
         {
             "base_model.name": outcome.base_model.name,
             "base_model.sha256": outcome.base_model.sha256,
             "train_examples": outcome.train_examples,
+            "validation_examples": outcome.validation_examples,
             "trainable_parameters": outcome.trainable_parameters,
         }
     )
     mlflow.log_params({k: str(v) for k, v in params.items()})
-    for step, loss in outcome.loss_history:
-        mlflow.log_metric("train_loss", loss, step=step)
-    mlflow.log_metrics(
-        {
-            "train_loss_mean": outcome.train_loss,
-            "train_runtime_s": outcome.runtime_s,
-            "train_answer_tokens_per_s": outcome.answer_tokens / max(outcome.runtime_s, 1e-9),
-        }
-    )
+    logged = mlflow.MlflowClient().get_metric_history(run_id, "loss")
+    if not logged:
+        for step, loss in outcome.loss_history:
+            mlflow.log_metric("loss", loss, step=step)
+        for step, loss in outcome.eval_history:
+            mlflow.log_metric("eval_loss", loss, step=step)
+    metrics = {
+        "train_loss_mean": outcome.train_loss,
+        "train_runtime_s": outcome.runtime_s,
+        "train_tokens_seen": float(outcome.tokens_seen),
+        "train_tokens_per_s": outcome.tokens_seen / max(outcome.runtime_s, 1e-9),
+        "train_answer_tokens_per_s": outcome.answer_tokens / max(outcome.runtime_s, 1e-9),
+        "resumed_from_step": float(outcome.resumed_from_step),
+    }
+    if outcome.best_eval_loss is not None and outcome.best_step is not None:
+        metrics.update({"best_eval_loss": outcome.best_eval_loss, "best_step": float(outcome.best_step)})
+    mlflow.log_metrics(metrics)
 
 
 def evaluation_metrics(result: EvaluationResult) -> dict[str, float]:
@@ -134,6 +147,9 @@ def lineage_tags(run_id: str, run_name: str, pipeline_name: str, dataset: Instru
     }
 
 
+_WEIGHTS = {"qlora": "QLoRA adapter on", "lora": "LoRA adapter on", "full": "Full fine-tune of"}
+
+
 def register_adapter(
     outcome: TrainingOutcome,
     evaluation: EvaluationResult,
@@ -161,9 +177,13 @@ def register_adapter(
         "tuned_eval_perplexity": f"{evaluation.tuned.perplexity:.4f}",
         "eval_fingerprint": evaluation.eval_fingerprint,
         "benchmark": evaluation.benchmark,
+        "training_mode": outcome.mode,
     }
     mlflow.set_tags(tags)
     mlflow.log_artifacts(outcome.adapter_dir, artifact_path=ADAPTER_ARTIFACT_PATH)
+    if outcome.merged_dir and outcome.merged_dir != outcome.adapter_dir:
+        # For servers without LoRA support; the version's source stays the adapter.
+        mlflow.log_artifacts(outcome.merged_dir, artifact_path=MERGED_ARTIFACT_PATH)
     _ensure_registered_model(client, model_name)
     # An adapter is a folder of run artifacts, not an MLflow "logged model", so the
     # version is created from its runs:/ source (mlflow.register_model wants a logged model).
@@ -172,7 +192,7 @@ def register_adapter(
         tags={**tags, **decision_tags(decision)},
     )
     client.update_model_version(
-        model_name, version.version, description=f"LoRA adapter on {outcome.base_model.name}. {decision.summary}"[:5000]
+        model_name, version.version, description=f"{_WEIGHTS[outcome.mode]} {outcome.base_model.name}. {decision.summary}"[:5000]
     )
     if decision.promote:
         promote_version(client, model_name, alias, str(version.version), decision.summary[:500], history_length)
