@@ -1,4 +1,4 @@
-"""ingest → clean → validate → gate → build dataset → split → QLoRA finetune → evaluate → register.
+"""ingest → clean → validate → gate → build dataset → split → finetune (QLoRA by default) → evaluate → register.
 
 Run it with ``zenml pipeline run pipelines.training.training_pipeline -c configs/local.yaml``.
 """
@@ -18,7 +18,7 @@ def training_pipeline(config: dict[str, Any] | None = None) -> None:
     settings = load_settings(config)
     base = base_model(settings.base_model)
     dataset = prepare_dataset(settings, base)  # ingest → clean → validate → gate → build → profile
-    train, eval_split = split(dataset, settings.split)
-    adapter = finetune(train, base, settings.training)
+    train, validation, eval_split = split(dataset, settings.split)
+    adapter = finetune(train, validation, base, settings.training)
     evaluation, decision, _ = evaluate(adapter, eval_split, settings.evaluation, settings.registry)
     register(adapter, evaluation, decision, dataset, settings.registry)

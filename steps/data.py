@@ -10,7 +10,7 @@ from drugslm_core.data.documents import DocumentBatch, RawPayloadBatch
 from drugslm_core.data.formatting import InstructionDataset, build_instruction_dataset
 from drugslm_core.data.ingest import ingest_sources
 from drugslm_core.data.records import Quarantine, RecordBatch
-from drugslm_core.data.splits import split_by_focus
+from drugslm_core.data.splits import split_three_ways
 from drugslm_core.data.transform import CleaningStats, clean_records
 from drugslm_core.modeling.base_model import BaseModelRef
 from drugslm_core.modeling.loading import load_tokenizer
@@ -109,7 +109,11 @@ def profile_dataset(dataset: InstructionDataset) -> Annotated[HTMLString, "data_
 @step(output_materializers=InstructionDatasetMaterializer)
 def split(
     dataset: InstructionDataset, settings: SplitSettings
-) -> tuple[Annotated[InstructionDataset, "train_split"], Annotated[InstructionDataset, "eval_split"]]:
-    """Train/eval by drug (focus): none appears on both sides."""
-    train, evaluation = split_by_focus(dataset, settings.eval_fraction, settings.seed)
-    return train, evaluation
+) -> tuple[
+    Annotated[InstructionDataset, "train_split"],
+    Annotated[InstructionDataset, "validation_split"],
+    Annotated[InstructionDataset, "eval_split"],
+]:
+    """Train / validation / eval by drug (focus): no drug appears in two of them."""
+    train, validation, evaluation = split_three_ways(dataset, settings)
+    return train, validation, evaluation
