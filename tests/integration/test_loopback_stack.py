@@ -22,7 +22,8 @@ from tests.isolated_project import BIN, isolated_project, run_command, run_train
 pytestmark = pytest.mark.stack
 
 TINY = {
-    "training": {"max_steps": 3, "max_seq_length": 256, "logging_steps": 1},
+    # a checkpoint at step 2, mirrored to the bucket and kept there for the test to find
+    "training": {"max_steps": 3, "max_seq_length": 256, "logging_steps": 1, "eval_steps": 2, "keep_checkpoints": True},
     "evaluation": {"max_eval_examples": 8, "generation_samples": 1, "max_new_tokens": 8},
     "registry": {"model_name": "drugslm-loopback"},
 }
@@ -102,6 +103,13 @@ def test_zenml_artifacts_are_in_the_bucket(loopback: dict) -> None:
     for step in ("ingest", "validate", "build_dataset", "split", "finetune", "evaluate", "register"):
         assert any(k.startswith(f"zenml/{step}/") for k in zenml_keys), step
     assert any(k.startswith("zenml/finetune/adapter/") and k.endswith("adapter_model.safetensors") for k in zenml_keys)
+
+
+def test_training_checkpoints_are_in_the_bucket(loopback: dict) -> None:
+    checkpoints = [k for k in loopback["keys"] if k.startswith("zenml/checkpoints/")]
+    assert any(k.endswith("/checkpoint-2.complete") for k in checkpoints), checkpoints
+    assert any(k.endswith("/checkpoint-2/trainer_state.json") for k in checkpoints)
+    assert any(k.endswith("/checkpoint-2/optimizer.pt") for k in checkpoints)
 
 
 def test_mlflow_run_and_version_live_on_the_server_with_artifacts_in_s3(loopback: dict) -> None:
