@@ -30,8 +30,6 @@ from drugslm_core.modeling.tokenization import IGNORE_INDEX, encode_example
 
 logger = logging.getLogger(__name__)
 
-ADAPTER_MANIFEST = TRAINED_MANIFEST
-
 
 class TrainingOutcome(BaseModel):
     adapter_dir: str
@@ -200,7 +198,7 @@ def finetune(
     model_dir = output_dir / "adapter"
     trainer.save_model(str(model_dir))
     trainer.processing_class.save_pretrained(model_dir)
-    (model_dir / ADAPTER_MANIFEST).write_text(
+    (model_dir / TRAINED_MANIFEST).write_text(
         json.dumps({"base_model": base.model_dump(), "training": settings.model_dump(mode="json")}, indent=2)
     )
     state = trainer.state
@@ -264,9 +262,9 @@ def export_merged(outcome: TrainingOutcome, target: Path) -> Path:
     merged = PeftModel.from_pretrained(base_model, outcome.adapter_dir).merge_and_unload()
     merged.save_pretrained(target)
     load_tokenizer(outcome.base_model).save_pretrained(target)
-    manifest = json.loads((Path(outcome.adapter_dir) / ADAPTER_MANIFEST).read_text())
+    manifest = json.loads((Path(outcome.adapter_dir) / TRAINED_MANIFEST).read_text())
     manifest["training"]["mode"] = "full"  # loadable like a full fine-tune
     manifest["merged_from"] = outcome.mode
-    (target / ADAPTER_MANIFEST).write_text(json.dumps(manifest, indent=2))
+    (target / TRAINED_MANIFEST).write_text(json.dumps(manifest, indent=2))
     return target
 
