@@ -82,18 +82,20 @@ def trained_mode(model_dir: Path | str) -> str:
     return str(json.loads(manifest.read_text())["training"].get("mode", "qlora"))
 
 
+def load_base_for_adapter(base: BaseModelRef, mode: str, compute_dtype: str) -> Any:
+    """The base an adapter of ``mode`` runs on: 4-bit for QLoRA, ``compute_dtype`` for LoRA."""
+    return load_plain_base(base, compute_dtype) if mode == "lora" else load_quantized_base(base, compute_dtype)
+
+
 def load_with_adapter(base: BaseModelRef, adapter_dir: Path | str, compute_dtype: str = "bfloat16") -> Any:
     """Base plus a trained LoRA adapter, ready for inference: the base in 4-bit for a QLoRA
     adapter, in ``compute_dtype`` for a LoRA one."""
     from peft import PeftModel
 
-    if trained_mode(adapter_dir) == "full":
+    mode = trained_mode(adapter_dir)
+    if mode == "full":
         raise ValueError(f"{adapter_dir} holds a fully fine-tuned model, not an adapter: use load_trained")
-    if trained_mode(adapter_dir) == "lora":
-        base_model = load_plain_base(base, compute_dtype)
-    else:
-        base_model = load_quantized_base(base, compute_dtype)
-    model = PeftModel.from_pretrained(base_model, str(adapter_dir))
+    model = PeftModel.from_pretrained(load_base_for_adapter(base, mode, compute_dtype), str(adapter_dir))
     model.eval()
     return model
 
@@ -120,8 +122,7 @@ class ModelSet:
         modes = {label: trained_mode(path) for label, path in trained.items()}
         self.full = {label: load_trained(base, path, compute_dtype) for label, path in trained.items() if modes[label] == "full"}
         adapters = [label for label in trained if modes[label] != "full"]
-        shared_mode = modes[adapters[0]] if adapters else "qlora"
-        shared = load_plain_base(base, compute_dtype) if shared_mode == "lora" else load_quantized_base(base, compute_dtype)
+        shared = load_base_for_adapter(base, modes[adapters[0]] if adapters else "qlora", compute_dtype)
         if adapters:
             shared = PeftModel.from_pretrained(shared, str(trained[adapters[0]]), adapter_name=adapters[0])
             for label in adapters[1:]:

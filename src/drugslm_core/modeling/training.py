@@ -78,11 +78,11 @@ def _as_hf_dataset(encoded: list[dict[str, list[int]]]) -> Any:
 def sft_config(
     settings: TrainingSettings, output_dir: Path, has_validation: bool, report_to: str | list[str] = "none"
 ) -> Any:
-    """The SFTConfig for these settings (also used by the throughput benchmark)."""
+    """The SFTConfig for these settings: evaluation, best-checkpoint selection and early
+    stopping only with a validation split; a checkpoint every ``eval_steps`` either way."""
     import torch
     from trl import SFTConfig
 
-    evaluate = has_validation
     return SFTConfig(
         output_dir=str(output_dir),
         max_steps=settings.max_steps,
@@ -95,14 +95,14 @@ def sft_config(
         max_grad_norm=settings.max_grad_norm,
         weight_decay=settings.weight_decay,
         logging_steps=settings.logging_steps,
-        eval_strategy="steps" if evaluate else "no",
-        eval_steps=settings.eval_steps if evaluate else None,
+        eval_strategy="steps" if has_validation else "no",
+        eval_steps=settings.eval_steps if has_validation else None,
         save_strategy="steps",
         save_steps=settings.eval_steps,
         save_total_limit=settings.save_total_limit,
-        load_best_model_at_end=evaluate,
-        metric_for_best_model="eval_loss" if evaluate else None,
-        greater_is_better=False if evaluate else None,
+        load_best_model_at_end=has_validation,
+        metric_for_best_model="eval_loss" if has_validation else None,
+        greater_is_better=False if has_validation else None,
         report_to=report_to,
         bf16=settings.compute_dtype == "bfloat16",
         use_cpu=not torch.cuda.is_available(),
