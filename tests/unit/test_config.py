@@ -89,7 +89,7 @@ def test_load_settings_file_reads_local_run_config():
     path = CONFIGS / "local.yaml"
     assert path.is_file()
     settings = load_settings_file(path)
-    assert settings.training.max_steps == 30
+    assert settings.training.max_steps == 40
     assert settings.training.packing and settings.split.validation_fraction == 0.1
     assert settings.evaluation.max_new_tokens == 64
     assert settings.data.files == []
