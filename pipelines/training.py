@@ -13,8 +13,9 @@ from steps import base_model, evaluate, finetune, register, split
 
 
 @pipeline
-def training_pipeline(config: dict[str, Any] | None = None) -> None:
-    """``config`` is the settings tree (``parameters.config`` in the run config); env vars override it."""
+def training_pipeline(config: dict[str, Any] | str | None = None) -> None:
+    """``config`` is the settings tree (``parameters.config`` in the run config), or the path of a
+    run config to take it from; env vars override it."""
     settings = load_settings(config)
     base = base_model(settings.base_model)
     dataset = prepare_dataset(settings, base)  # ingest → clean → validate → gate → build → profile

@@ -66,6 +66,16 @@ def schedule_command(ctx: typer.Context) -> None:
     _repository_module("ops/schedules.py", "drugslm schedule").app(args=ctx.args, prog_name="drugslm schedule")
 
 
+@app.command(
+    "kubeflow",
+    add_help_option=False,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def kubeflow_command(ctx: typer.Context) -> None:
+    """Kubeflow Pipelines option: compile (the KFP v2 spec of the training pipeline, offline; ops/kubeflow.py)."""
+    _repository_module("ops/kubeflow.py", "drugslm kubeflow").app(args=ctx.args, prog_name="drugslm kubeflow")
+
+
 def _repository_module(relative_path: str, command: str):  # type: ignore[no-untyped-def]
     """Import a ZenML-backed module of the repository (kept out of drugslm_core) from the current directory."""
     import importlib

@@ -339,16 +339,30 @@ class Settings(BaseSettings):
         return (env_settings, init_settings)
 
 
-def load_settings(values: dict[str, Any] | None = None) -> Settings:
-    """Build the settings tree from a mapping (a run config's ``config``) plus the environment."""
+def load_settings(values: dict[str, Any] | str | None = None) -> Settings:
+    """Build the settings tree from a mapping (a run config's ``config``) plus the environment.
+
+    A string is the path of another run config (or bare settings YAML) whose
+    settings tree to use: ``configs/kubeflow-gpu.yaml`` shares that of
+    ``configs/k8s-gpu.yaml`` this way. It is read where the pipeline is compiled
+    (relative paths: from the repository root), not in the step pods.
+    """
+    if isinstance(values, str):
+        return load_settings_file(Path(values))
     return Settings(**(values or {}))
 
 
-def load_settings_file(path: Path) -> Settings:
-    """Load the ``parameters.config`` part of a run config YAML (or a bare settings YAML)."""
+def load_settings_file(path: Path, follow_reference: bool = True) -> Settings:
+    """Load the ``parameters.config`` part of a run config YAML (or a bare settings YAML).
+
+    ``parameters.config`` may name another such file (one level: that file's must be a mapping).
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"settings file {path} not found (relative paths are read from the repository root)")
     document = yaml.safe_load(path.read_text()) or {}
-    if "parameters" in document:
-        values = document["parameters"].get("config") or {}
-    else:
-        values = document
-    return load_settings(values)
+    values = document["parameters"].get("config") or {} if "parameters" in document else document
+    if isinstance(values, str):
+        if not follow_reference:
+            raise ValueError(f"{path}: parameters.config refers to another file ({values}); only one level is allowed")
+        return load_settings_file(Path(values), follow_reference=False)
+    return Settings(**values)
