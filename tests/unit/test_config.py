@@ -113,3 +113,21 @@ def test_load_empty_settings_file_gives_defaults(tmp_path, text):
     path = tmp_path / "empty.yaml"
     path.write_text(text, encoding="utf-8")
     assert load_settings_file(path) == load_settings()
+
+
+def test_config_may_name_another_run_config(tmp_path):
+    """configs/kubeflow-gpu.yaml takes the settings tree of configs/k8s-gpu.yaml this way."""
+    (tmp_path / "base.yaml").write_text("parameters:\n  config:\n    training:\n      max_steps: 3\n", encoding="utf-8")
+    ref = tmp_path / "ref.yaml"
+    ref.write_text(f"parameters:\n  config: {tmp_path / 'base.yaml'}\n", encoding="utf-8")
+    assert load_settings_file(ref).training.max_steps == 3
+    assert load_settings(str(ref)).training.max_steps == 3  # the pipeline's `config` parameter
+
+
+def test_config_reference_is_one_level_and_must_exist(tmp_path):
+    (tmp_path / "a.yaml").write_text(f"parameters:\n  config: {tmp_path / 'b.yaml'}\n", encoding="utf-8")
+    (tmp_path / "b.yaml").write_text(f"parameters:\n  config: {tmp_path / 'a.yaml'}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="only one level"):
+        load_settings_file(tmp_path / "a.yaml")
+    with pytest.raises(FileNotFoundError, match="missing.yaml not found"):
+        load_settings(str(tmp_path / "missing.yaml"))
