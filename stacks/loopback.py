@@ -2,7 +2,10 @@
 
 ``python -m stacks.loopback up`` starts, on 127.0.0.1 only:
 
-* moto's S3-protocol server, with the bucket ``loopback.bucket``;
+* moto's S3-protocol server, with the bucket ``loopback.bucket``. moto keeps objects in
+  memory; its request recorder appends every request to ``s3-requests.jsonl`` in the state
+  folder, and a restarted server replays that log, so the bucket survives restarts (as a
+  real S3 or MinIO would) — ``restart-s3`` uses this to take S3 away mid-run;
 * ``mlflow server`` (SQLite backend store, artifacts proxied into that bucket, one worker);
 * the ZenML local server (``zenml login --local``), so the dashboard shows every run;
 
@@ -10,8 +13,10 @@ then registers and activates the ZenML stack ``drugslm-remote``: an S3 artifact 
 (endpoint from the settings, credentials in the ZenML secret ``drugslm_s3``, never in a
 file), the MLflow experiment tracker and model registry pointed at the server. ``down``
 stops exactly the processes ``up`` started, by PID, and checks that none is left.
-``status`` says what is running. Ports, bucket and state folder are the ``loopback``
-section of the settings tree (``DRUGSLM_LOOPBACK__S3_PORT=...`` and so on).
+``status`` says what is running. ``restart-s3 --downtime N`` stops the S3 server, waits N
+seconds and starts it again with its objects (the fault test; README, "Faults"). Ports,
+bucket and state folder are the ``loopback`` section of the settings tree
+(``DRUGSLM_LOOPBACK__S3_PORT=...`` and so on).
 """
 
 from __future__ import annotations
@@ -123,11 +128,8 @@ def up(settings: LoopbackSettings) -> dict[str, int]:
     aws = _aws_env(settings)
 
     if "s3" not in pids:
-        pids["s3"] = _start(
-            "s3", [str(BIN / "moto_server"), "-H", settings.host, "-p", str(settings.s3_port)], aws, settings
-        )
+        pids["s3"] = _start_s3(settings)
         _pid_file(settings).write_text(json.dumps(pids))
-    _wait_http(f"{s3_endpoint(settings)}/moto-api/", 30, "moto S3 server", pids["s3"])
     _ensure_bucket(settings)
 
     if "mlflow" not in pids:
@@ -155,6 +157,80 @@ def up(settings: LoopbackSettings) -> dict[str, int]:
     _pid_file(settings).write_text(json.dumps(pids))
     register_stack(settings)
     return pids
+
+
+def _s3_log(settings: LoopbackSettings) -> Path:
+    return Path(settings.state_dir) / "s3-requests.jsonl"
+
+
+def _start_s3(settings: LoopbackSettings) -> int:
+    """Start moto with its request recorder on; replay the recorded requests of earlier runs."""
+    log = _s3_log(settings)
+    pid = _start(
+        "s3", [str(BIN / "moto_server"), "-H", settings.host, "-p", str(settings.s3_port)],
+        {**_aws_env(settings), "MOTO_ENABLE_RECORDING": "True", "MOTO_RECORDER_FILEPATH": str(log.resolve())},
+        settings,
+    )
+    _wait_http(f"{s3_endpoint(settings)}/moto-api/", 30, "moto S3 server", pid)
+    if log.exists() and log.stat().st_size:
+        _replay(log, s3_endpoint(settings))
+    return pid
+
+
+def _replay(log: Path, endpoint: str) -> int:
+    """Replay the recorded state-changing requests against a fresh moto; return how many.
+
+    Not moto's own ``replay-recording``: it resends multipart uploads with their old
+    upload ids, which a fresh server does not know (objects over boto3's 8 MB threshold,
+    e.g. MLflow's artifact uploads, would be lost). Here each ``CreateMultipartUpload``
+    maps the recorded id to the new one. Reads are skipped; moto does not check signatures.
+    """
+    import base64
+    import re
+    from urllib.parse import urlsplit
+
+    import requests
+
+    new_ids: dict[str, str] = {}  # recorded upload id -> the fresh server's
+    latest_for_path: dict[str, str] = {}  # object path -> upload id of its last CreateMultipartUpload
+    sent = 0
+    for line in log.read_text().splitlines():
+        entry = json.loads(line)
+        if entry["method"] in {"GET", "HEAD", "OPTIONS"}:
+            continue
+        parts = urlsplit(entry["url"])
+        body = entry.get("body") or b""
+        if entry.get("body_encoded"):
+            body = base64.b64decode(body)
+        headers = {k: v for k, v in entry["headers"].items() if k.lower() not in {"transfer-encoding", "host"}}
+        query = parts.query
+        match = re.search(r"uploadId=([^&]+)", query)
+        if match:
+            old = match.group(1)
+            new_ids.setdefault(old, latest_for_path.get(parts.path, old))
+            query = query.replace(f"uploadId={old}", f"uploadId={new_ids[old]}")
+        response = requests.request(
+            entry["method"], f"{endpoint}{parts.path}" + (f"?{query}" if query else ""),
+            headers=headers, data=body, timeout=120,
+        )
+        if entry["method"] == "POST" and re.search(r"(^|&)uploads(=|&|$)", query):
+            upload_id = re.search(r"<UploadId>([^<]+)</UploadId>", response.text)
+            if upload_id:
+                latest_for_path[parts.path] = upload_id.group(1)
+        sent += 1
+    return sent
+
+
+def restart_s3(settings: LoopbackSettings, downtime: float) -> int:
+    """Stop the S3 server, leave it down ``downtime`` seconds, start it again with its objects."""
+    pids = _read_pids(settings)
+    if "s3" not in pids or not _alive(pids["s3"]):
+        raise RuntimeError("the loopback S3 server is not running (make stack-up)")
+    _stop([pids["s3"]])
+    time.sleep(downtime)
+    pids["s3"] = _start_s3(settings)
+    _pid_file(settings).write_text(json.dumps(pids))
+    return pids["s3"]
 
 
 def _ensure_bucket(settings: LoopbackSettings) -> None:
@@ -231,21 +307,30 @@ def _signal(pid: int, sig: signal.Signals) -> None:
             pass
 
 
+def _stop(pids: list[int], timeout: float = 20.0) -> None:
+    """SIGTERM, then SIGKILL what is still alive after ``timeout``."""
+    for pid in pids:
+        if _alive(pid):
+            _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.2)
+    for pid in pids:
+        if _alive(pid):
+            _signal(pid, signal.SIGKILL)
+        try:  # workers left in a server's group (mlflow's job consumers) go too
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    time.sleep(0.2)
+
+
 def down(settings: LoopbackSettings, timeout: float = 20.0) -> list[str]:
     """Stop what ``up`` started (by PID) and the ZenML local server; return what was stopped."""
     pids = _read_pids(settings)
     if "zenml" in pids or _zenml_daemon_pid() is not None:
         subprocess.run([str(BIN / "zenml"), "logout", "--local"], check=False, capture_output=True)
-    for pid in pids.values():
-        if _alive(pid):
-            _signal(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids.values()):
-        time.sleep(0.2)
-    for pid in pids.values():
-        if _alive(pid):
-            _signal(pid, signal.SIGKILL)
-    time.sleep(0.2)
+    _stop(list(pids.values()), timeout)
     left = [f"{name} (pid {pid})" for name, pid in pids.items() if _alive(pid)]
     if left:
         raise RuntimeError(f"still running after stack-down: {', '.join(left)}")
@@ -274,8 +359,10 @@ def status(settings: LoopbackSettings) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m stacks.loopback", description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["up", "down", "status"])
-    action = parser.parse_args().action
+    parser.add_argument("action", choices=["up", "down", "status", "restart-s3"])
+    parser.add_argument("--downtime", type=float, default=10.0, help="restart-s3: seconds S3 stays down")
+    arguments = parser.parse_args()
+    action = arguments.action
     settings = load_settings().loopback
     if action == "up":
         pids = up(settings)
@@ -283,6 +370,9 @@ def main() -> None:
         print(f"  S3 endpoint  {s3_endpoint(settings)}  bucket {settings.bucket}")
         print(f"  MLflow       {mlflow_uri(settings)}")
         print(f"  ZenML        {zenml_url(settings)}  (dashboard)")
+    elif action == "restart-s3":
+        pid = restart_s3(settings, arguments.downtime)
+        print(f"S3 server restarted after {arguments.downtime:g} s down (pid {pid}), objects replayed")
     elif action == "down":
         print(f"Stopped: {', '.join(down(settings)) or 'nothing was running'}")
     else:

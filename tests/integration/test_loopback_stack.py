@@ -4,20 +4,29 @@
 `drugslm-remote`; the unchanged training pipeline runs on it (tiny budget); its
 artifacts must be in the bucket, its MLflow run and model version on the MLflow
 server, its run on the ZenML server; `down` must leave no process behind.
-Several minutes on 2 cores.
+
+Fault: when the `split` step has finished, the S3 server is stopped, left down
+for 10 s and started again (`python -m stacks.loopback restart-s3`, objects
+replayed). The next step fails to read its inputs, ZenML's step retry
+(`retry:` in configs/local.yaml) runs it again once S3 is back, and the run
+completes with every artifact whole in the bucket. Several minutes on 2 cores.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
+import subprocess
+import time
+from pathlib import Path
 
 import boto3
 import mlflow
 import pytest
 
-from tests.isolated_project import BIN, isolated_project, run_command, run_training_pipeline
+from tests.isolated_project import BIN, isolated_project, run_command
 
 pytestmark = pytest.mark.stack
 
@@ -44,6 +53,20 @@ def _alive(pid: int) -> bool:
         return handle.read().split(") ", 1)[1][0] != "Z"
 
 
+def _process_groups() -> dict[int, list[int]]:
+    """Process group id -> live PIDs in it (from /proc)."""
+    groups: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(") ", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                groups.setdefault(int(fields[2]), []).append(int(entry.name))
+    return groups
+
+
 def _bucket_keys(port: int, bucket: str = "drugslm-artifacts") -> list[str]:
     client = boto3.client(
         "s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
@@ -60,6 +83,53 @@ def _mlflow_facts(uri: str, run_id: str, model: str, version: str) -> dict:
     return {"metrics": dict(run.data.metrics), "tags": dict(run.data.tags), "version_run": registered.run_id}
 
 
+RESTART_AFTER = "split"
+DOWNTIME_S = 10
+
+RUN_FACTS = """
+import json
+from zenml.client import Client
+from zenml.utils.dashboard_utils import get_run_url
+
+run = Client().get_pipeline("training_pipeline").last_run
+steps = Client().list_run_steps(pipeline_run_id=run.id, size=200, hydrate=True).items
+print(json.dumps({
+    "status": str(run.status),
+    "url": get_run_url(run),
+    "step_statuses": sorted([s.name, str(s.status)] for s in steps),
+    "artifact_uris": sorted({a.uri for s in steps if str(s.status) == "completed"
+                             for versions in s.outputs.values() for a in versions}),
+}))
+"""
+
+
+def _run_pipeline_restarting_s3(project: Path, env: dict[str, str], python: str) -> dict:
+    """`zenml pipeline run`; when RESTART_AFTER has finished, restart S3 (down DOWNTIME_S seconds)."""
+    log_path = project / "pipeline.log"
+    command = [str(BIN / "zenml"), "pipeline", "run", "pipelines.training.training_pipeline", "-c", "configs/test.yaml"]
+    marker = re.compile(rf"Step `?{RESTART_AFTER}`? has finished")
+    ansi = re.compile(r"\x1b\[[0-9;]*m")  # ZenML colours the step name when it logs to a file too
+    facts: dict = {}
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            while process.poll() is None and not marker.search(ansi.sub("", log_path.read_text(errors="replace"))):
+                time.sleep(0.5)
+            if process.poll() is None:
+                facts["restart"] = run_command(
+                    [python, "-m", "stacks.loopback", "restart-s3", "--downtime", str(DOWNTIME_S)], project, env
+                )
+            returncode = process.wait(timeout=1800)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    output = ansi.sub("", log_path.read_text(errors="replace"))
+    if returncode != 0:
+        raise AssertionError(f"pipeline run failed ({returncode}) after the S3 restart:\n{output[-8000:]}")
+    facts["log"] = output
+    return facts
+
+
 @pytest.fixture(scope="module")
 def loopback(tmp_path_factory: pytest.TempPathFactory) -> dict:
     base = tmp_path_factory.mktemp("loopback")
@@ -72,7 +142,9 @@ def loopback(tmp_path_factory: pytest.TempPathFactory) -> dict:
     try:
         run_command([python, "-m", "stacks.loopback", "up"], project, env)
         facts["pids"] = json.loads((base / "state" / "pids.json").read_text())
-        run_training_pipeline(project, env)
+        facts["fault"] = _run_pipeline_restarting_s3(project, env, python)
+        facts["pids_after_restart"] = json.loads((base / "state" / "pids.json").read_text())
+        facts["run"] = json.loads(run_command([python, "-c", RUN_FACTS], project, env).splitlines()[-1])
         summary = json.loads(run_command([python, "-m", "stacks.summary", "--json"], project, env).splitlines()[-1])
         facts["summary"] = summary
         facts["status"] = run_command([python, "-m", "stacks.loopback", "status"], project, env)
@@ -121,8 +193,32 @@ def test_mlflow_run_and_version_live_on_the_server_with_artifacts_in_s3(loopback
     assert any(k.startswith("mlflow/") and f"/{run_id}/artifacts/adapter/" in k for k in loopback["keys"])
 
 
+def test_s3_restart_mid_run_is_retried_and_the_run_completes(loopback: dict) -> None:
+    fault = loopback["fault"]
+    assert "restart" in fault, f"the run ended before `{RESTART_AFTER}` finished"
+    assert f"after {DOWNTIME_S:g} s down" in fault["restart"]
+    assert loopback["pids_after_restart"]["s3"] != loopback["pids"]["s3"]  # a new S3 process
+    run = loopback["run"]
+    assert run["status"] == "completed"
+    retried = [name for name, status in run["step_statuses"] if status == "retried"]
+    assert retried, f"no step was retried: {run['step_statuses']}"
+    assert "Sleeping for 5 seconds before retrying step" in fault["log"]
+    completed = {name for name, status in run["step_statuses"] if status == "completed"}
+    assert set(retried) <= completed  # each retried step then completed
+
+
+def test_no_half_written_artifact_after_the_restart(loopback: dict) -> None:
+    """Every output of every completed step is in the bucket (the restarted server replayed them)."""
+    prefix = "s3://drugslm-artifacts/"
+    keys = loopback["keys"]
+    missing = [uri for uri in loopback["run"]["artifact_uris"]
+               if not any(key == uri[len(prefix):] or key.startswith(uri[len(prefix):] + "/") for key in keys)]
+    assert loopback["run"]["artifact_uris"] and not missing, missing
+
+
 def test_stack_down_leaves_no_process(loopback: dict) -> None:
     assert "mlflow" in loopback["down"] and "s3" in loopback["down"] and "zenml" in loopback["down"]
-    for name, pid in loopback["pids"].items():
+    for name, pid in {**loopback["pids"], "s3 (restarted)": loopback["pids_after_restart"]["s3"]}.items():
         assert not _alive(pid), f"{name} (pid {pid}) still running after stack-down"
+        assert not _process_groups().get(pid), f"{name}: workers of process group {pid} left running"
     assert loopback["after_down"].count("not answering") == 3, loopback["after_down"]
