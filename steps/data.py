@@ -106,7 +106,10 @@ def profile_dataset(dataset: InstructionDataset) -> Annotated[HTMLString, "data_
     return HTMLString(render_data_quality_report(dataset))
 
 
-@step(output_materializers=InstructionDatasetMaterializer)
+# One materializer per named output: given a single class, ZenML 0.98 builds the outputs
+# from a set, so their order (and the step's cache key) changed from process to process.
+@step(output_materializers={name: InstructionDatasetMaterializer
+                            for name in ("train_split", "validation_split", "eval_split")})
 def split(
     dataset: InstructionDataset, settings: SplitSettings
 ) -> tuple[

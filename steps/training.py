@@ -19,6 +19,8 @@ def finetune(
     train: InstructionDataset, validation: InstructionDataset, base: BaseModelRef, settings: TrainingSettings
 ) -> Annotated[TrainingOutcome, "adapter"]:
     """QLoRA / LoRA / full fine-tune (``settings.mode``) with packing; checkpoints in the artifact store."""
+    import atexit
+    import shutil
     import tempfile
 
     store = Client().active_stack.artifact_store
@@ -26,6 +28,9 @@ def finetune(
     # the local store is a plain folder.
     checkpoints = CheckpointStore(checkpoint_uri(store.path, train, base, settings), getattr(store, "filesystem", None))
     work = Path(tempfile.mkdtemp(prefix="drugslm-train-"))
+    # The materializer copies the adapter out of `work` after this function returns (after
+    # ZenML's step hooks, too): remove it when the process ends, not here.
+    atexit.register(shutil.rmtree, work, True)
     job = TrainingJob(train=train, validation=validation, base=base, settings=settings, output_dir=work / "out",
                       checkpoints=checkpoints, report_to="mlflow")
     outcome = run_training(job, work / "job")
