@@ -9,7 +9,13 @@ Fault: when the `split` step has finished, the S3 server is stopped, left down
 for 10 s and started again (`python -m stacks.loopback restart-s3`, objects
 replayed). The next step fails to read its inputs, ZenML's step retry
 (`retry:` in configs/local.yaml) runs it again once S3 is back, and the run
-completes with every artifact whole in the bucket. Several minutes on 2 cores.
+completes with every artifact whole in the bucket.
+
+Dashboards, in headless Chromium (tests/browser.py): the run's page on the ZenML
+server must draw the DAG with all our steps and render the `validation_report`
+HTML visualization; the MLflow UI must show the run's loss, eval_loss and
+tuned_eval_perplexity. Screenshots go to $DRUGSLM_SCREENSHOT_DIR (default: the
+test's temporary folder). Several minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -80,7 +86,37 @@ def _mlflow_facts(uri: str, run_id: str, model: str, version: str) -> dict:
     client = mlflow.MlflowClient(tracking_uri=uri)
     run = client.get_run(run_id)
     registered = client.get_model_version(model, version)  # promotion is the gate's business, not tested here
-    return {"metrics": dict(run.data.metrics), "tags": dict(run.data.tags), "version_run": registered.run_id}
+    return {"metrics": dict(run.data.metrics), "tags": dict(run.data.tags), "version_run": registered.run_id,
+            "experiment_id": run.info.experiment_id}
+
+
+STEPS = ("base_model", "ingest", "clean", "validate", "quality_gate", "build_dataset", "profile_dataset",
+         "split", "finetune", "evaluate", "register")
+MLFLOW_METRICS = ("loss", "eval_loss", "tuned_eval_perplexity")
+
+
+def _dashboards(facts: dict, shots: Path) -> dict:
+    """What a person sees in the ZenML dashboard and the MLflow UI (never raises: errors are facts)."""
+    import shutil
+
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        return {"error": "chromium/chromedriver not installed (make test installs Debian's chromium, chromium-driver)"}
+    from tests import browser
+
+    shots.mkdir(parents=True, exist_ok=True)
+    seen: dict = {}
+    try:
+        with browser.chromium() as driver:
+            seen["zenml"] = browser.check_zenml_run_page(
+                driver, facts["run"]["url"], STEPS, "validation_report", "Data validation (Great Expectations)", shots
+            )
+            seen["mlflow"] = browser.check_mlflow_run_page(
+                driver, facts["summary"]["mlflow_tracking_uri"], facts["mlflow"]["experiment_id"],
+                facts["summary"]["mlflow_run_id"], MLFLOW_METRICS, shots,
+            )
+    except AssertionError as exc:
+        seen["error"] = str(exc)
+    return seen
 
 
 RESTART_AFTER = "split"
@@ -153,6 +189,8 @@ def loopback(tmp_path_factory: pytest.TempPathFactory) -> dict:
         facts["mlflow"] = _mlflow_facts(
             summary["mlflow_tracking_uri"], summary["mlflow_run_id"], "drugslm-loopback", summary["mlflow_version"]
         )
+        shots = Path(os.environ.get("DRUGSLM_SCREENSHOT_DIR") or base / "screenshots")
+        facts["dashboards"] = _dashboards(facts, shots)
     finally:
         facts["down"] = run_command([python, "-m", "stacks.loopback", "down"], project, env)
     facts["after_down"] = run_command([python, "-m", "stacks.loopback", "status"], project, env)
@@ -214,6 +252,26 @@ def test_no_half_written_artifact_after_the_restart(loopback: dict) -> None:
     missing = [uri for uri in loopback["run"]["artifact_uris"]
                if not any(key == uri[len(prefix):] or key.startswith(uri[len(prefix):] + "/") for key in keys)]
     assert loopback["run"]["artifact_uris"] and not missing, missing
+
+
+def test_zenml_dashboard_shows_the_run_dag_and_an_html_visualization(loopback: dict) -> None:
+    seen = loopback["dashboards"]
+    assert "zenml" in seen, seen.get("error")
+    zenml = seen["zenml"]
+    assert zenml["auth_scheme"] == "NO_AUTH"  # ZenML's local server; the helper also handles a login form
+    assert zenml["steps_found"] == list(STEPS)
+    assert "Data validation (Great Expectations)" in zenml["html_rendered_text"]
+    for key in ("dag_screenshot", "html_screenshot"):
+        assert Path(zenml[key]).stat().st_size > 20_000, key  # a drawn page, not a blank one
+
+
+def test_mlflow_ui_shows_the_run_metrics(loopback: dict) -> None:
+    seen = loopback["dashboards"]
+    assert "mlflow" in seen, seen.get("error")
+    assert set(seen["mlflow"]["metric_values"]) == set(MLFLOW_METRICS)
+    assert set(MLFLOW_METRICS) <= set(seen["mlflow"]["chart_titles"])
+    for key in ("overview_screenshot", "metrics_screenshot"):
+        assert Path(seen["mlflow"][key]).stat().st_size > 20_000, key
 
 
 def test_stack_down_leaves_no_process(loopback: dict) -> None:

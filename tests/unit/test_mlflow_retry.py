@@ -1,0 +1,44 @@
+"""steps/mlflow_retry.py: a retried attempt can start its MLflow run after a failed one."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+from zenml.integrations.mlflow.experiment_trackers.mlflow_experiment_tracker import MLFlowExperimentTracker
+from zenml.integrations.mlflow.mlflow_utils import ZENML_TAG_KEY
+
+from steps import mlflow_retry
+
+
+@pytest.fixture
+def tracking(tmp_path):
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    yield
+    while mlflow.active_run():
+        mlflow.end_run()
+    mlflow.set_tracking_uri("")
+
+
+def test_a_leftover_zenml_run_blocks_a_new_one_and_is_ended_as_failed(tracking) -> None:
+    leftover = mlflow.start_run(tags={ZENML_TAG_KEY: "0.98.0"})  # a failed attempt's, never ended
+    with pytest.raises(Exception, match="already active"):
+        mlflow.start_run()  # what ZenML's prepare_step_run would do next
+    mlflow_retry.end_leftover_runs()
+    assert mlflow.active_run() is None
+    assert mlflow.get_run(leftover.info.run_id).info.status == "FAILED"
+    mlflow.start_run()  # the retry's run starts
+
+
+def test_a_run_that_is_not_zenmls_is_left_alone(tracking) -> None:
+    mine = mlflow.start_run()
+    mlflow_retry.end_leftover_runs()
+    assert mlflow.active_run().info.run_id == mine.info.run_id
+
+
+def test_installed_once_when_steps_are_imported() -> None:
+    import steps  # noqa: F401
+
+    assert MLFlowExperimentTracker.prepare_step_run._drugslm_ends_leftover_runs
+    wrapped = MLFlowExperimentTracker.prepare_step_run
+    mlflow_retry.install()
+    assert MLFlowExperimentTracker.prepare_step_run is wrapped
