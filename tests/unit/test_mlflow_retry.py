@@ -13,6 +13,7 @@ from steps import mlflow_retry
 @pytest.fixture
 def tracking(tmp_path):
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("mlflow-retry")  # earlier tests may leave another store's experiment active
     yield
     while mlflow.active_run():
         mlflow.end_run()
