@@ -9,9 +9,8 @@
   are removed from both sides' environment, so neither gets overrides the other lacks.
 - **plain**: a fresh Python process running the drugslm_core calls the steps make, in
   the pipeline's order, with the same inputs: base model, ingest, clean, validate,
-  quality gate, build dataset, profile, 3-way split, finetune (``run_training`` with a
-  ``CheckpointStore`` under a local folder, as the step does with the local artifact
-  store), evaluate, register into MLflow (SQLite in the scratch folder, like ZenML's
+  quality gate, build dataset, profile, 3-way split, finetune (``train_with_checkpoints``
+  under a local folder, as the step does with the local artifact store), evaluate, register into MLflow (SQLite in the scratch folder, like ZenML's
   local tracker). What only ZenML does (storing artifacts, ``log_metadata``, the ZenML
   model version and its stage) is skipped.
 - **pipeline**: ``zenml pipeline run pipelines.training.training_pipeline -c configs/bench.yaml``
@@ -101,8 +100,7 @@ def plain_worker(job: Path) -> dict[str, Any]:
     from drugslm_core.data.transform import clean_records
     from drugslm_core.evaluation.candidate import evaluate_candidate
     from drugslm_core.modeling.base_model import provision_base_model
-    from drugslm_core.modeling.checkpoints import CheckpointStore
-    from drugslm_core.modeling.launch import TrainingJob, checkpoint_uri, run_training
+    from drugslm_core.modeling.launch import train_with_checkpoints
     from drugslm_core.modeling.loading import load_tokenizer
     from drugslm_core.quality.gate import apply_quality_gate, enforce_accepted_share
     from drugslm_core.quality.profile import dataset_profile, render_data_quality_report
@@ -139,11 +137,8 @@ def plain_worker(job: Path) -> dict[str, Any]:
         train, validation, eval_split = split_three_ways(dataset, settings.split)
     with mlflow.start_run(run_name="plain") as run:
         with phase("finetune"):  # steps/training.py, local artifact store = a plain folder (fs None)
-            checkpoints = CheckpointStore(checkpoint_uri(str(artifact_root), train, base, settings.training), None)
-            work = Path(tempfile.mkdtemp(prefix="drugslm-train-"))
-            training_job = TrainingJob(train=train, validation=validation, base=base, settings=settings.training,
-                                       output_dir=work / "out", checkpoints=checkpoints, report_to="mlflow")
-            outcome = run_training(training_job, work / "job")
+            outcome = train_with_checkpoints(train, validation, base, settings.training, str(artifact_root),
+                                             report_to="mlflow")
             log_training(outcome)
         with phase("evaluate"):  # steps/evaluation.py (log_metadata skipped)
             candidate = evaluate_candidate(outcome, eval_split, settings.evaluation, settings.registry)

@@ -136,14 +136,14 @@ class DrugslmKubeflowOrchestratorFlavor(KubeflowOrchestratorFlavor):
 class _OfflineOrchestrator(DrugslmKubeflowOrchestrator):
     """Compiles like the real one; stops before the KFP API and uses the prebuilt image."""
 
+    image = ""
     compiled: Path | None = None
-    image: str = ""
 
     def get_image(self, snapshot: Any, step_name: str | None = None) -> str:
         return self.image
 
     def _upload_and_run_pipeline(self, snapshot: Any, pipeline_file_path: str, run_name: str) -> None:
-        type(self).compiled = Path(pipeline_file_path)
+        self.compiled = Path(pipeline_file_path)
 
 
 def _offline_stack(workdir: Path, image: str) -> Stack:
@@ -213,7 +213,7 @@ def compile_training_pipeline(run_config: Path, output: Path) -> dict[str, Any]:
         step_environments={name: {} for name in snapshot.step_configurations},
     )
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(_OfflineOrchestrator.compiled.read_text())
+    output.write_text(stack.orchestrator.compiled.read_text())
     return yaml.safe_load(output.read_text())
 
 

@@ -56,24 +56,27 @@ def serve(
     uvicorn.run(create_app(served), host=host, port=port, log_level=os.environ.get("LOG_LEVEL", "info"))
 
 
-@app.command(
-    "schedule",
-    add_help_option=False,
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-)
-def schedule_command(ctx: typer.Context) -> None:
-    """Scheduled retraining: render | create | list | delete (ZenML-backed: ops/schedules.py, repository root only)."""
-    _repository_module("ops/schedules.py", "drugslm schedule").app(args=ctx.args, prog_name="drugslm schedule")
+def _delegate(name: str, relative_path: str, help_text: str) -> None:
+    """``drugslm <name> ...``: hand every argument to the typer app of a repository module."""
+
+    @app.command(
+        name,
+        help=help_text,
+        add_help_option=False,
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )
+    def command(ctx: typer.Context) -> None:
+        _repository_module(relative_path, f"drugslm {name}").app(args=ctx.args, prog_name=f"drugslm {name}")
 
 
-@app.command(
-    "kubeflow",
-    add_help_option=False,
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+_delegate(
+    "schedule", "ops/schedules.py",
+    "Scheduled retraining: render | create | list | delete (ZenML-backed: ops/schedules.py, repository root only).",
 )
-def kubeflow_command(ctx: typer.Context) -> None:
-    """Kubeflow Pipelines option: compile (the KFP v2 spec of the training pipeline, offline; ops/kubeflow.py)."""
-    _repository_module("ops/kubeflow.py", "drugslm kubeflow").app(args=ctx.args, prog_name="drugslm kubeflow")
+_delegate(
+    "kubeflow", "ops/kubeflow.py",
+    "Kubeflow Pipelines option: compile (the KFP v2 spec of the training pipeline, offline; ops/kubeflow.py).",
+)
 
 
 def _repository_module(relative_path: str, command: str):  # type: ignore[no-untyped-def]

@@ -100,6 +100,34 @@ def run_training(job: TrainingJob, job_dir: Path) -> TrainingOutcome:
     return TrainingOutcome.model_validate_json(outcome_file.read_text())
 
 
+def train_with_checkpoints(
+    train: InstructionDataset,
+    validation: InstructionDataset | None,
+    base: BaseModelRef,
+    settings: TrainingSettings,
+    artifact_root: str,
+    filesystem: Any = None,
+    report_to: str = "none",
+) -> TrainingOutcome:
+    """Train with checkpoints mirrored under ``artifact_root`` (see :func:`checkpoint_uri`) through
+    ``filesystem`` (an fsspec filesystem for remote stores; ``None``: a local folder).
+
+    The weights are written to a private temporary folder that is removed when the process
+    ends: whoever stores the outcome (the finetune step's materializer) copies them out after
+    this returns.
+    """
+    import atexit
+    import shutil
+    import tempfile
+
+    checkpoints = CheckpointStore(checkpoint_uri(artifact_root, train, base, settings), filesystem)
+    work = Path(tempfile.mkdtemp(prefix="drugslm-train-"))
+    atexit.register(shutil.rmtree, work, True)
+    job = TrainingJob(train=train, validation=validation, base=base, settings=settings, output_dir=work / "out",
+                      checkpoints=checkpoints, report_to=report_to)
+    return run_training(job, work / "job")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Worker entry point: ``python -m drugslm_core.modeling.launch <job folder>/job.pkl``."""
     import logging
