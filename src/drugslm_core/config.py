@@ -69,29 +69,45 @@ class OpenFDASettings(Section):
     base_url: str = "https://api.fda.gov"
     search: str = ""
     """openFDA query syntax, e.g. ``openfda.generic_name:"metformin"``; empty means all labels."""
-    page_size: int = 100
+    page_size: int = Field(100, ge=1, le=1000, description="Labels per request; openFDA answers HTTP 400 above 1000.")
     max_documents: int = 100
-    api_key: str | None = None
+    api_key_env: str = "OPENFDA_API_KEY"
+    """Environment variable (or a secret exposed as one) holding the API key; keys never go in config files."""
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(requests_per_second=4.0))
+    """Default 4/s = openFDA's 240 requests/minute without a key."""
 
 
 class PubMedSettings(Section):
     enabled: bool = False
     base_url: str = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"
     term: str = ""
-    page_size: int = 20
+    page_size: int = Field(20, ge=1, le=9999, description="Ids per esearch/efetch round.")
     max_documents: int = 40
-    api_key: str | None = None
+    mindate: str | None = None
+    """Publication-date window (``YYYY``, ``YYYY/MM`` or ``YYYY/MM/DD``, with ``maxdate``; datetype=pdat):
+    the way to reach past esearch's 9,999-id cap is one run per window."""
+    maxdate: str | None = None
+    tool: str = "drugslm"
+    """Sent as ``tool`` on every E-utilities request, as NCBI asks."""
+    email: str = ""
+    """Sent as ``email`` (NCBI asks for a contact address); override with DRUGSLM_DATA__CONNECTORS__PUBMED__EMAIL."""
+    api_key_env: str = "NCBI_API_KEY"
+    """Environment variable holding the NCBI API key (10 requests/s instead of 3); never in config files."""
+    requests_per_second_with_key: float = 10.0
     http: HttpSettings = Field(default_factory=lambda: HttpSettings(requests_per_second=3.0))
+    """Default 3/s: NCBI's limit without a key."""
 
 
 class ArxivSettings(Section):
     enabled: bool = False
     base_url: str = "https://export.arxiv.org/api/query"
     search_query: str = ""
-    page_size: int = 20
+    page_size: int = Field(20, ge=1, le=2000, description="Entries per request (arXiv serves at most 2000).")
     max_documents: int = 40
-    http: HttpSettings = Field(default_factory=lambda: HttpSettings(requests_per_second=0.34))
+    empty_page_retries: int = 3
+    """arXiv sometimes answers a valid but empty page while ``start < totalResults``: ask again this many times."""
+    http: HttpSettings = Field(default_factory=lambda: HttpSettings(requests_per_second=1 / 3))
+    """Default one request every 3 s, as the arXiv API terms ask."""
 
 
 class AnvisaSettings(Section):
@@ -102,14 +118,16 @@ class AnvisaSettings(Section):
     max_documents: int = 20
     leaflet: Literal["paciente", "profissional", "none"] = "paciente"
     """Which leaflet PDF to download and extract per product (``none``: registry data only)."""
-    http: HttpSettings = Field(default_factory=lambda: HttpSettings(requests_per_second=1.0))
+    http: HttpSettings = Field(default_factory=lambda: HttpSettings(requests_per_second=1.0, max_retries=5, backoff_s=5.0))
+    """403/429 (Cloudflare) are retried with this backoff, then the source is reported as failed."""
 
 
 class ConnectorSettings(Section):
     """Remote sources; all off by default (``make run`` needs no network)."""
 
     state_dir: Path | None = None
-    """Where each connector keeps its cursor to resume from; ``None`` starts from the beginning."""
+    """Where each connector keeps its cursor and its staged pages (fetched, not yet ingested: replayed
+    by the next run); ``None`` starts from the beginning every run."""
     openfda: OpenFDASettings = Field(default_factory=OpenFDASettings)
     pubmed: PubMedSettings = Field(default_factory=PubMedSettings)
     arxiv: ArxivSettings = Field(default_factory=ArxivSettings)

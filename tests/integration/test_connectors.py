@@ -30,6 +30,9 @@ from drugslm_core.data.connectors import (
     CursorStore,
     HttpFetcher,
     RateLimiter,
+    StagingArea,
+    acknowledge_runs,
+    quarantine_records,
     run_connector,
     run_enabled_connectors,
 )
@@ -109,7 +112,7 @@ def openfda_label(i: int) -> dict:
 
 def openfda_route(total: int) -> Callable[[dict[str, list[str]]], Response]:
     def route(query: dict[str, list[str]]) -> Response:
-        skip, limit = int(query["skip"][0]), int(query["limit"][0])
+        skip, limit = int(query.get("skip", ["0"])[0]), int(query["limit"][0])
         results = [openfda_label(i) for i in range(skip, min(skip + limit, total))]
         return as_json({"meta": {"disclaimer": "…", "results": {"skip": skip, "limit": limit, "total": total}}, "results": results})
 
@@ -131,7 +134,7 @@ def test_openfda_pages_until_total_and_keeps_raw_payloads(server):
     by_name = {s.name: s.text for s in first.sections}
     assert by_name["indications"] == "Drug 0 is indicated for hypertension in adults."  # echoed heading removed
     assert by_name["warnings"].startswith("WARNING: FETAL TOXICITY")
-    assert [q["skip"] for p, q, _ in server.requests] == [["0"], ["2"], ["4"]]
+    assert [q.get("skip") for p, q, _ in server.requests] == [None, ["2"], ["4"]]  # no skip on the first request
     assert all(q["search"] == ['openfda.generic_name:"x"'] for _, q, _ in server.requests)
     assert len(run.payloads) == 3
     assert {p.id for p in run.payloads} == {pid for d in run.documents for pid in d.payload_ids}
@@ -177,7 +180,9 @@ def test_resumes_from_the_stored_cursor(server, tmp_path):
     connector = OpenFDAConnector(OpenFDASettings(base_url=server.url, page_size=3))
     first = run_connector(connector, FAST, max_documents=3, state=store)
     assert store.load("openfda") == {"skip": 3}
+    acknowledge_runs([first])  # ingest holds them: not replayed again
     second = run_connector(connector, FAST, max_documents=100, state=store)
+    acknowledge_runs([second])
     assert [d.id for d in first.documents + second.documents] == [f"openfda:set-{i}" for i in range(7)]
     assert second.start_cursor == {"skip": 3} and second.exhausted
     assert store.load("openfda") == {"done": True}
@@ -186,7 +191,8 @@ def test_resumes_from_the_stored_cursor(server, tmp_path):
     assert third.documents == [] and third.exhausted and len(server.requests) == requests_before
 
 
-def test_cursor_is_saved_after_each_page_so_a_failure_resumes_there(server, tmp_path):
+def test_a_failure_after_page_two_loses_no_document(server, tmp_path):
+    """Pages 1-2 are staged before the cursor moves past them; the run after the failure replays them."""
     calls = {"n": 0}
 
     def flaky_after_two_pages(query):
@@ -198,12 +204,20 @@ def test_cursor_is_saved_after_each_page_so_a_failure_resumes_there(server, tmp_
     server.routes["/drug/label.json"] = flaky_after_two_pages
     store = CursorStore(tmp_path)
     connector = OpenFDAConnector(OpenFDASettings(base_url=server.url, page_size=2))
-    with pytest.raises(ConnectorError, match="HTTP 400"):
+    with pytest.raises(ConnectorError, match="HTTP 400") as caught:
         run_connector(connector, FAST, max_documents=10, state=store)
     assert store.load("openfda") == {"skip": 4}
+    assert [d.id for d in caught.value.run.documents] == [f"openfda:set-{i}" for i in range(4)]
+    assert len(StagingArea(tmp_path, "openfda").staged()) == 2
     server.routes["/drug/label.json"] = openfda_route(total=10)
     resumed = run_connector(connector, FAST, max_documents=10, state=store)
-    assert [d.id for d in resumed.documents] == [f"openfda:set-{i}" for i in range(4, 10)]
+    assert [d.id for d in resumed.documents] == [f"openfda:set-{i}" for i in range(10)]
+    assert resumed.replayed == 4 and resumed.exhausted
+    assert {p.id for p in resumed.payloads} >= {pid for d in resumed.documents for pid in d.payload_ids}
+    acknowledge_runs([resumed])
+    assert StagingArea(tmp_path, "openfda").staged() == []
+    again = run_connector(connector, FAST, max_documents=10, state=store)
+    assert again.documents == [] and again.exhausted
 
 
 def test_corrupt_cursor_file_is_an_error(tmp_path):
@@ -411,14 +425,24 @@ def test_anvisa_search_pages_and_leaflet_pdfs(server):
     assert len(leaflet.payload_ids) == 2
 
 
-def test_anvisa_broken_leaflet_names_the_item_and_field(server):
-    server.routes["/api/consulta/bulario"] = lambda q: as_json({"content": [anvisa_item(0)], "totalPages": 1, "last": True})
+def test_anvisa_broken_leaflet_is_quarantined_and_the_rest_goes_on(server):
+    server.routes["/api/consulta/bulario"] = lambda q: as_json(
+        {"content": [anvisa_item(0), anvisa_item(1)], "totalPages": 1, "last": True}
+    )
     server.routes["/api/consulta/medicamentos/arquivo/bula/parecer/token-0/"] = lambda q: (200, {}, b"<html>captcha</html>")
+    server.routes["/api/consulta/medicamentos/arquivo/bula/parecer/token-1/"] = (
+        lambda q: (200, {"Content-Type": "application/pdf"}, make_pdf(PORTUGUESE_LEAFLET))
+    )
     settings = AnvisaSettings(base_url=f"{server.url}/api/consulta", product_names=["exemplamina"])
-    with pytest.raises(ConnectorError) as caught:
-        run_connector(AnvisaConnector(settings), FAST, max_documents=10)
-    assert caught.value.field == "idBulaPacienteProtegido"
-    assert "item 0" in str(caught.value) and "not a PDF" in str(caught.value)
+    run = run_connector(AnvisaConnector(settings), FAST, max_documents=10)
+    assert [d.id for d in run.documents] == ["anvisa:1.2345.0000", "anvisa:1.2345.0001:paciente"]
+    assert run.documents[0].kind == "registry"  # the product's registry entry is kept
+    [entry] = run.quarantine
+    assert entry.record.id == "anvisa:1.2345.0000:paciente" and entry.record.source == "anvisa"
+    assert "item 0" in entry.record.locator and "idBulaPacienteProtegido" in entry.record.locator
+    assert entry.reasons[0].startswith("unreadable_leaflet:") and "not a PDF" in entry.reasons[0]
+    [record] = quarantine_records(run)  # what ingest hands to the quality gate
+    assert record.answer is None and "unreadable_leaflet" in record.locator
 
 
 def test_anvisa_missing_registration_is_named(server):
@@ -443,4 +467,6 @@ def test_run_enabled_connectors_from_settings(server, tmp_path):
     )
     runs = run_enabled_connectors(settings)
     assert [(r.source, len(r.documents)) for r in runs] == [("openfda", 2), ("arxiv", 1)]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["arxiv.cursor.json", "openfda.cursor.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["arxiv.cursor.json", "openfda.cursor.json", "staged"]
+    acknowledge_runs(runs)
+    assert list((tmp_path / "staged").rglob("*.json")) == []

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from tqdm.auto import tqdm
 
 from drugslm_core.config import ChunkingSettings, DataSettings
-from drugslm_core.data.connectors import run_enabled_connectors
+from drugslm_core.data.connectors import acknowledge_runs, quarantine_records, run_enabled_connectors, run_summary
 from drugslm_core.data.connectors.pdf import read_pdf_leaflet
 from drugslm_core.data.documents import DocumentBatch, RawPayloadBatch
 from drugslm_core.data.questions import documents_to_records
@@ -32,6 +32,14 @@ class SourceSummary(BaseModel):
     requests: int = 0
     retries: int = 0
     exhausted: bool = True
+    replayed: int = 0
+    """Connectors: documents an earlier, failed run fetched and staged, handed to ingest now."""
+    total: int | None = None
+    stopped: str | None = None
+    """Connectors: "fetched N of M: why" when a service limit stopped paging (the source is not done)."""
+    error: str | None = None
+    """Connectors: why the source failed (after its retries); the other sources still ran."""
+    quarantined: list[str] = Field(default_factory=list)
     files_without_records: int = 0
     """Files that were read but hold no pairs (MedQuAD documents with an empty ``<QAPairs/>``)."""
 
@@ -70,15 +78,12 @@ def ingest_sources(settings: DataSettings) -> IngestResult:
             )
         )
     payloads = []
-    for run in run_enabled_connectors(settings.connectors):
+    runs = run_enabled_connectors(settings.connectors)
+    for run in runs:
         documents.extend(run.documents)
         payloads.extend(run.payloads)
-        summaries.append(
-            SourceSummary(
-                source=run.source, documents=len(run.documents), pages=run.pages, requests=run.requests,
-                retries=run.retries, exhausted=run.exhausted,
-            )
-        )
+        records.extend(quarantine_records(run))
+        summaries.append(SourceSummary(**run_summary(run)))  # type: ignore[arg-type]
     if not records and not documents:
         raise ValueError(
             "no records ingested: enable data.include_sample_corpus, list data.files or enable a data.connectors source"
@@ -87,6 +92,7 @@ def ingest_sources(settings: DataSettings) -> IngestResult:
         records=RecordBatch(records=records), documents=DocumentBatch(documents=documents),
         payloads=RawPayloadBatch(payloads=payloads), sources=summaries,
     )
+    acknowledge_runs(runs)  # ingest holds the connectors' documents now: their staged pages are done
     logger.info(
         "Ingested %d records and %d documents (%d raw payloads): %s",
         len(records), len(documents), len(payloads), [s.model_dump() for s in summaries],

@@ -3,18 +3,29 @@
 Shape (info.arxiv.org/help/api/user-manual.html): an Atom ``<feed>`` with
 ``opensearch:totalResults``/``startIndex``/``itemsPerPage`` and one ``<entry>`` per paper
 (``<id>http://arxiv.org/abs/…</id>``, ``<title>``, ``<summary>``, ``<published>``,
-``<author><name>``, ``<link rel="alternate">``). arXiv asks for one request every 3 seconds.
+``<author><name>``, ``<link rel="alternate">``). arXiv asks for one request every 3 seconds
+(the default rate here).
+
+The API sometimes answers a valid feed with no entries while ``start < totalResults``
+(a known intermittent fault; the ``arxiv`` Python client retries it). Such a page is asked
+again up to ``empty_page_retries`` times; if it stays empty, the run stops with "fetched N
+of M" and the source is not marked done (the next run asks the same page again). One query
+reaches at most 30,000 results (arXiv user manual): past that the run stops the same way.
 """
 
 from __future__ import annotations
 
+import logging
 import xml.etree.ElementTree as ET
 
 from drugslm_core.config import ArxivSettings
 from drugslm_core.data.connectors.base import Connector, ConnectorError, Cursor, HttpFetcher, Page
 from drugslm_core.data.documents import Document, DocumentSection, RawPayload
 
+logger = logging.getLogger(__name__)
 ATOM = "{http://www.w3.org/2005/Atom}"
+MAX_RESULTS = 30_000
+"""arXiv returns at most this many results of one query."""
 OPENSEARCH = "{http://a9.com/-/spec/opensearch/1.1/}"
 
 
@@ -54,27 +65,53 @@ class ArxivConnector(Connector):
 
     def fetch_page(self, http: HttpFetcher, cursor: Cursor, want: int) -> Page:
         start = int(cursor.get("start", 0))
-        size = max(1, min(self.settings.page_size, want))
+        if start >= MAX_RESULTS:
+            return Page([], cursor, stopped=self._limit_message(start, cursor.get("total", "?")))
+        size = max(1, min(self.settings.page_size, want, MAX_RESULTS - start))
         params = {"search_query": self.settings.search_query, "start": start, "max_results": size}
-        response = http.get(self.settings.base_url, params)
         where = f"{self.settings.base_url} start={start}"
-        try:
-            feed = ET.fromstring(response.content)
-        except ET.ParseError as error:
-            raise ConnectorError(self.name, where, f"invalid Atom XML ({error})") from error
-        if feed.tag != f"{ATOM}feed":
-            raise ConnectorError(self.name, where, f"expected an Atom <feed>, got <{feed.tag}>")
-        total_text = feed.findtext(f"{OPENSEARCH}totalResults")
-        try:
-            total = int(total_text or "")
-        except ValueError as error:
-            raise ConnectorError(self.name, where, "missing or not an integer", field="opensearch:totalResults") from error
+        for attempt in range(self.settings.empty_page_retries + 1):
+            response = http.get(self.settings.base_url, params)
+            total, entries = self._parse(response.content, where)
+            if entries or start >= total:
+                break
+            if attempt < self.settings.empty_page_retries:
+                logger.warning("arxiv: empty page at start=%d of %d results; asking again (%d)", start, total, attempt + 1)
         payload_id = RawPayload.digest(response.content)
-        entries = feed.findall(f"{ATOM}entry")
         documents = [
             entry_document(e, self.settings.search_query, payload_id, f"{where} entry {i}")
             for i, e in enumerate(entries)
         ]
+        if not entries and start < total:
+            stopped = (
+                f"fetched {start} of {total} arXiv results: the page at start={start} stayed empty after "
+                f"{self.settings.empty_page_retries} retries (the source is not marked done; the next run asks again)"
+            )
+            return Page(documents, {"start": start}, total=total, stopped=stopped)
         next_start = start + len(entries)
-        done = not entries or next_start >= total
-        return Page(documents=documents, next_cursor=None if done else {"start": next_start})
+        if not entries or next_start >= total:
+            return Page(documents, None, total=total)
+        if next_start >= MAX_RESULTS:
+            return Page(documents, {"start": next_start, "total": total}, total=total,
+                        stopped=self._limit_message(next_start, total))
+        return Page(documents, {"start": next_start}, total=total)
+
+    def _parse(self, content: bytes, where: str) -> tuple[int, list[ET.Element]]:
+        try:
+            feed = ET.fromstring(content)
+        except ET.ParseError as error:
+            raise ConnectorError(self.name, where, f"invalid Atom XML ({error})") from error
+        if feed.tag != f"{ATOM}feed":
+            raise ConnectorError(self.name, where, f"expected an Atom <feed>, got <{feed.tag}>")
+        try:
+            total = int(feed.findtext(f"{OPENSEARCH}totalResults") or "")
+        except ValueError as error:
+            raise ConnectorError(self.name, where, "missing or not an integer", field="opensearch:totalResults") from error
+        return total, feed.findall(f"{ATOM}entry")
+
+    @staticmethod
+    def _limit_message(reached: int, total: object) -> str:
+        return (
+            f"fetched {reached} of {total} arXiv results: one query reaches at most {MAX_RESULTS:,}; "
+            "narrow data.connectors.arxiv.search_query (the source is not marked done)"
+        )

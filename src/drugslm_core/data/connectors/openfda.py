@@ -1,23 +1,41 @@
-"""openFDA drug labels (``/drug/label.json``), paged with ``skip``/``limit``.
+"""openFDA drug labels (``/drug/label.json``), paged with the ``Link`` header, else ``skip``/``limit``.
 
 Response shape (open.fda.gov/apis/drug/label/): ``{"meta": {"results": {"skip",
 "limit", "total"}}, "results": [{"id", "set_id", "effective_time", "openfda":
 {"brand_name": [...], "generic_name": [...]}, "indications_and_usage": ["..."], ...}]}``;
 every label section is a list of strings. No match is HTTP 404 with
-``{"error": {"code": "NOT_FOUND"}}``. ``skip`` cannot pass 25 000.
+``{"error": {"code": "NOT_FOUND"}}``.
+
+Limits (open.fda.gov/apis/paging/, /apis/query-parameters/): ``limit`` ≤ 1000 (above: HTTP
+400, so ``page_size`` is validated), ``skip`` ≤ 25 000. Past that the API pages with
+``search_after``: a first request WITHOUT ``skip`` answers with ``Link: <…&search_after=…>;
+rel="next"``, which is followed (the cursor stores that URL, never the API key). When
+neither can go further before ``meta.results.total``, the page says "fetched N of M" and
+the source is not recorded as done.
+
+Real labels often carry ``"openfda": {}`` (not every SPL is harmonised): the drug name then
+comes from ``spl_product_data_elements`` (proprietary then non-proprietary name first) or
+``title``; a label with no name at all is quarantined with that reason rather than asking
+"What is 3162733b-… used for?". OTC labels repeat their headings in the text ("Uses Uses
+temporarily relieves…"): the echoed headings are removed, the text after them is kept as is.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
+
+import httpx
 
 from drugslm_core.config import OpenFDASettings
 from drugslm_core.data.connectors.base import Connector, ConnectorError, Cursor, HttpFetcher, Page
 from drugslm_core.data.documents import Document, DocumentSection
+from drugslm_core.data.records import QARecord, QuarantinedRecord
 from drugslm_core.data.sections import canonical_section
 
 MAX_SKIP = 25_000
+MAX_LIMIT = 1000
 
 # label field -> canonical section (several fields may feed one section; they are joined in this order)
 LABEL_FIELDS: dict[str, str] = {
@@ -45,18 +63,106 @@ def _strip_echoed_heading(text: str, section: str) -> str:
     return text
 
 
+# Headings OTC (Drug Facts) and Rx labels write at the start of a field's text, sometimes twice
+# ("Uses Uses temporarily relieves…"). Only headings whose removal cannot change the meaning are
+# listed: "Do not use …" or a bare "Use …" are sentences, not headings, and stay.
+OTC_HEADINGS: dict[str, tuple[str, ...]] = {
+    "indications_and_usage": ("indications and usage", "indications & usage", "uses"),
+    "purpose": ("purposes", "purpose"),
+    "dosage_and_administration": ("dosage and administration", "directions"),
+    "warnings": ("warnings",),
+    "warnings_and_cautions": ("warnings and precautions", "warnings and cautions"),
+    "precautions": ("precautions",),
+    "contraindications": ("contraindications",),
+    "adverse_reactions": ("adverse reactions",),
+    "drug_interactions": ("drug interactions",),
+    "storage_and_handling": ("storage and handling",),
+    "overdosage": ("overdosage",),
+    "mechanism_of_action": ("mechanism of action",),
+}
+_REPEATED_HEADING = {
+    field: re.compile(
+        r"^\s*(?:\d+(?:\.\d+)*\s+)?(?:(?:" + "|".join(re.escape(h) for h in headings) + r")\s*[:.]?\s+)+",
+        re.IGNORECASE,
+    )
+    for field, headings in OTC_HEADINGS.items()
+}
+
+
+def _strip_repeated_headings(text: str, field: str) -> str:
+    """``Uses Uses temporarily relieves…`` → ``temporarily relieves…`` (the heading, however often echoed)."""
+    pattern = _REPEATED_HEADING.get(field)
+    if pattern is None:
+        return text
+    match = pattern.match(text)
+    return text[match.end():] if match and text[match.end():].strip() else text
+
+
+def _name_from_product_elements(value: Any) -> str | None:
+    """The product name at the start of ``spl_product_data_elements``.
+
+    The field lists, space-separated, the proprietary name, the non-proprietary name, then
+    ingredients and imprint codes (``Ibuprofen Ibuprofen IBUPROFEN IBUPROFEN SODIUM…``,
+    ``Advil Ibuprofen IBUPROFEN…``). When the first k words repeat right after, they are the name;
+    otherwise the words up to the first repeated one (brand and generic name) are.
+    """
+    if not isinstance(value, list) or not value or not isinstance(value[0], str):
+        return None
+    words = value[0].split()
+    if not words:
+        return None
+    lowered = [w.lower() for w in words]
+    for k in range(1, min(6, len(words) // 2) + 1):
+        if lowered[:k] == lowered[k:2 * k]:
+            return " ".join(words[:k])
+    seen: set[str] = set()
+    name: list[str] = []
+    for word, low in zip(words, lowered):
+        if low in seen or any(c.isdigit() for c in word) or len(name) == 6:
+            break
+        seen.add(low)
+        name.append(word)
+    return " ".join(name) or None
+
+
+def label_name(result: dict[str, Any]) -> tuple[str, str] | None:
+    """The drug name and where it came from: ``openfda`` names, ``spl_product_data_elements``, ``title``."""
+    names = result.get("openfda") or {}
+    if isinstance(names, dict):
+        for key in ("generic_name", "brand_name", "substance_name"):
+            values = names.get(key)
+            if isinstance(values, list) and values and isinstance(values[0], str) and values[0].strip():
+                return values[0].strip(), f"openfda.{key}"
+    product = _name_from_product_elements(result.get("spl_product_data_elements"))
+    if product:
+        return product, "spl_product_data_elements"
+    title = result.get("title")
+    if isinstance(title, list):
+        title = title[0] if title and isinstance(title[0], str) else None
+    if isinstance(title, str) and title.strip():
+        return " ".join(title.split())[:120], "title"
+    return None
+
+
+def unnamed_label_quarantine(result: dict[str, Any], label_id: str, locator: str) -> QuarantinedRecord:
+    return QuarantinedRecord(
+        record=QARecord(id=f"openfda:{label_id}", question=None, answer=None, focus=label_id, source="openfda",
+                        locator=locator),
+        reasons=["unnamed_label: no drug name in openfda.{generic,brand,substance}_name, "
+                 "spl_product_data_elements or title"],
+    )
+
+
 def label_document(result: dict[str, Any], locator: str, payload_id: str) -> Document:
     if not isinstance(result, dict):
         raise ConnectorError("openfda", locator, f"expected a label object, got {type(result).__name__}")
     label_id = result.get("set_id") or result.get("id")
     if not isinstance(label_id, str) or not label_id:
         raise ConnectorError("openfda", locator, "label has no id", field="set_id")
-    names = result.get("openfda") or {}
-    title = next(
-        (values[0] for key in ("generic_name", "brand_name", "substance_name")
-         if isinstance(values := names.get(key), list) and values and isinstance(values[0], str)),
-        label_id,
-    )
+    named = label_name(result)
+    if named is None:
+        raise ConnectorError("openfda", locator, "label has no drug name", field="openfda")
+    title, name_source = named
     texts: dict[str, list[str]] = {}
     headings: dict[str, list[str]] = {}
     for field, section in LABEL_FIELDS.items():
@@ -65,7 +171,9 @@ def label_document(result: dict[str, Any], locator: str, payload_id: str) -> Doc
             continue
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConnectorError("openfda", locator, "expected a list of strings", field=field)
-        body = " ".join(_strip_echoed_heading(v.strip(), section) for v in value if v.strip())
+        body = " ".join(
+            _strip_repeated_headings(_strip_echoed_heading(v.strip(), section), field) for v in value if v.strip()
+        )
         if body:
             texts.setdefault(section, []).append(body)
             headings.setdefault(section, []).append(field)
@@ -78,7 +186,7 @@ def label_document(result: dict[str, Any], locator: str, payload_id: str) -> Doc
         ],
         metadata={
             k: str(result[k]) for k in ("id", "set_id", "effective_time", "version") if isinstance(result.get(k), str)
-        },
+        } | {"name_source": name_source},
         payload_ids=[payload_id],
     )
 
@@ -87,27 +195,43 @@ class OpenFDAConnector(Connector):
     name = "openfda"
 
     def __init__(self, settings: OpenFDASettings):
+        if not 1 <= settings.page_size <= MAX_LIMIT:  # settings validate this too; built by hand, say it here
+            raise ValueError(f"data.connectors.openfda.page_size={settings.page_size}: openFDA allows 1..{MAX_LIMIT}")
         self.settings = settings
+        self.api_key = os.environ.get(settings.api_key_env) or None
 
     def initial_cursor(self) -> Cursor:
         return {"skip": 0}
 
     def fetch_page(self, http: HttpFetcher, cursor: Cursor, want: int) -> Page:
-        skip = int(cursor.get("skip", 0))
-        limit = max(1, min(self.settings.page_size, want, MAX_SKIP - skip))
-        params: dict[str, Any] = {"limit": limit, "skip": skip}
-        if self.settings.search:
-            params["search"] = self.settings.search
-        if self.settings.api_key:
-            params["api_key"] = self.settings.api_key
         url = self.settings.base_url.rstrip("/") + "/drug/label.json"
-        body, payload_id = http.get_json(url, params, accept=(404,))
-        where = f"{url} skip={skip}"
+        position = int(cursor.get("fetched", cursor.get("skip", 0)))
+        limit = max(1, min(self.settings.page_size, want))
+        params: dict[str, Any] = {}
+        if "next" in cursor:  # a search_after link from the last response
+            request_url = str(httpx.URL(cursor["next"]).copy_set_param("limit", limit))
+            at = f"after={position}"
+        else:
+            skip = int(cursor.get("skip", 0))
+            if skip >= MAX_SKIP:
+                return Page([], cursor, stopped=self._limit_message(position, cursor.get("total")))
+            limit = min(limit, MAX_SKIP - skip)
+            params = {"limit": limit}
+            if skip:  # never on the first request: openFDA's search_after Link comes only without skip
+                params["skip"] = skip
+            if self.settings.search:
+                params["search"] = self.settings.search
+            request_url, at = url, f"skip={skip}"
+        where = f"{url} {at}"
+        if self.api_key:
+            params["api_key"] = self.api_key
+        response = http.get(request_url, params, accept=(404,))
+        body, payload_id = http.json_of(response)
         if not isinstance(body, dict):
             raise ConnectorError(self.name, where, "expected a JSON object")
         if "error" in body:
             if (body.get("error") or {}).get("code") == "NOT_FOUND":
-                return Page(documents=[], next_cursor=None)
+                return Page(documents=[], next_cursor=None, total=0)
             raise ConnectorError(self.name, where, f"API error {body['error']}", field="error")
         results = body.get("results")
         if not isinstance(results, list):
@@ -115,9 +239,34 @@ class OpenFDAConnector(Connector):
         total = (((body.get("meta") or {}).get("results")) or {}).get("total")
         if not isinstance(total, int):
             raise ConnectorError(self.name, where, "missing or not an integer", field="meta.results.total")
-        documents = [
-            label_document(result, f"skip={skip} result {i}", payload_id) for i, result in enumerate(results)
-        ]
-        next_skip = skip + len(results)
-        done = not results or next_skip >= total or next_skip >= MAX_SKIP
-        return Page(documents=documents, next_cursor=None if done else {"skip": next_skip})
+        documents, quarantine = [], []
+        for i, result in enumerate(results):
+            locator = f"{at} result {i}"
+            label_id = (result.get("set_id") or result.get("id")) if isinstance(result, dict) else None
+            if isinstance(result, dict) and isinstance(label_id, str) and label_id and label_name(result) is None:
+                quarantine.append(unnamed_label_quarantine(result, label_id, locator))
+                continue
+            documents.append(label_document(result, locator, payload_id))
+        reached = position + len(results)
+        if not results or reached >= total:
+            return Page(documents, None, total=total, quarantine=quarantine)
+        link = response.links.get("next", {}).get("url")
+        if link and ("search_after" in link or int(httpx.URL(link).params.get("skip", "0") or 0) < MAX_SKIP):
+            following = httpx.URL(link)
+            following = following.copy_remove_param("api_key") if "api_key" in following.params else following
+            return Page(documents, {"next": str(following), "fetched": reached}, total=total, quarantine=quarantine)
+        if "next" in cursor:  # the Link trail ended before the total: the next run asks this link again
+            stopped = f"fetched {reached} of {total} labels: the search_after Link trail ended before the total"
+            return Page(documents, cursor, total=total, stopped=stopped, quarantine=quarantine)
+        if reached >= MAX_SKIP:  # the skip wall, and no Link to go past it
+            return Page(documents, {"skip": MAX_SKIP, "fetched": reached, "total": total}, total=total,
+                        stopped=self._limit_message(reached, total), quarantine=quarantine)
+        return Page(documents, {"skip": reached}, total=total, quarantine=quarantine)
+
+    @staticmethod
+    def _limit_message(reached: int, total: object) -> str:
+        return (
+            f"fetched {reached} of {total} labels: openFDA's skip stops at {MAX_SKIP:,} and no search_after "
+            "Link header came to go further; narrow data.connectors.openfda.search (the source is not marked done)"
+        )
+

@@ -24,11 +24,14 @@ def extract_pdf_pages(data: bytes, where: str) -> list[str]:
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
-            raise SourceFormatError(where, "PDF is encrypted; decrypt it first")
+            # Copy-protected leaflets carry only an owner password (printing/copying limits):
+            # the empty user password opens them for reading, as any PDF viewer does.
+            if not reader.decrypt(""):
+                raise SourceFormatError(where, "PDF needs a user password to open; it cannot be read")
         return [page.extract_text() or "" for page in reader.pages]
     except SourceFormatError:
         raise
-    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError) as error:
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError, NotImplementedError) as error:
         raise SourceFormatError(where, f"not a readable PDF ({type(error).__name__}: {error})") from error
 
 

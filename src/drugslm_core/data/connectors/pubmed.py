@@ -5,41 +5,93 @@ Shapes (www.ncbi.nlm.nih.gov/books/NBK25499/): ``esearch.fcgi?db=pubmed&term=…
 "20", "idlist": ["…"]}}``; ``efetch.fcgi?db=pubmed&id=1,2&rettype=abstract&retmode=xml`` →
 ``<PubmedArticleSet><PubmedArticle><MedlineCitation><PMID>…</PMID><Article><ArticleTitle>…
 </ArticleTitle><Abstract><AbstractText Label="BACKGROUND">…`` (structured abstracts have
-several labelled parts). Without an API key NCBI allows 3 requests/s.
+several labelled parts). Without an API key NCBI allows 3 requests/s, 10 with one; it asks
+for ``tool`` and ``email`` on every request.
+
+What real result sets hold, and what this connector does with it:
+
+- esearch serves only the first 9,999 ids of a query (``retstart + retmax`` ≤ 9,999). The
+  connector stops there with "fetched N of M" (the source is not marked done); set
+  ``mindate``/``maxdate`` (``datetype=pdat``) to split the query into windows under the cap.
+- ``sort=pub_date`` keeps the order stable between runs: newer articles come first, so
+  ones published between two runs shift offsets forward (re-fetched, then de-duplicated),
+  never past an unread id.
+- ``<PubmedBookArticle>`` (StatPearls chapters, NCBI Bookshelf) sit beside
+  ``<PubmedArticle>`` in the efetch set: ``BookDocument/PMID``, ``ArticleTitle``,
+  ``Abstract``, ``Book/BookTitle``, ``Book/PubDate``; they become documents too.
+- ``PubDate`` holds ``<Year>`` or, for seasonal/ranged issues, ``<MedlineDate>1998 Dec-1999
+  Jan</MedlineDate>``: the year is the first four-digit year in it.
+- An id esearch listed but efetch did not return (withdrawn, not yet indexed) is quarantined
+  with that reason rather than dropped unseen.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from drugslm_core.config import PubMedSettings
+from drugslm_core.config import HttpSettings, PubMedSettings
 from drugslm_core.data.connectors.base import Connector, ConnectorError, Cursor, HttpFetcher, Page
 from drugslm_core.data.documents import Document, DocumentSection, RawPayload
+from drugslm_core.data.records import QARecord, QuarantinedRecord
+
+ESEARCH_MAX = 9999
+"""esearch serves ids up to this offset only (retstart + retmax ≤ 9,999)."""
+_YEAR = re.compile(r"\b(1[89]\d\d|2\d\d\d)\b")
 
 
 def _all_text(element: ET.Element | None) -> str:
     return " ".join("".join(element.itertext()).split()) if element is not None else ""
 
 
-def article_document(article: ET.Element, topic: str, payload_id: str, where: str) -> Document:
-    pmid = article.findtext("MedlineCitation/PMID") or article.findtext(".//PMID")
-    if not pmid:
-        raise ConnectorError("pubmed", where, "article has no PMID", field="MedlineCitation/PMID")
-    title = _all_text(article.find(".//Article/ArticleTitle"))
+def publication_year(pub_date: ET.Element | None) -> str:
+    """``<Year>`` or the first year in ``<MedlineDate>`` (``1998 Dec-1999 Jan`` → ``1998``)."""
+    if pub_date is None:
+        return ""
+    year = (pub_date.findtext("Year") or "").strip()
+    if year:
+        return year
+    match = _YEAR.search(pub_date.findtext("MedlineDate") or "")
+    return match.group(1) if match else ""
+
+
+def _abstract_sections(abstract: ET.Element | None) -> list[DocumentSection]:
     parts = []
-    for node in article.findall(".//Article/Abstract/AbstractText"):
+    for node in abstract.findall("AbstractText") if abstract is not None else []:
         text = _all_text(node)
         if text:
             label = node.get("Label")
             parts.append(f"{label.capitalize()}: {text}" if label else text)
-    sections = [DocumentSection(name="abstract", heading="Abstract", text="\n\n".join(parts))] if parts else []
-    journal = article.findtext(".//Article/Journal/Title") or ""
-    year = article.findtext(".//Article/Journal/JournalIssue/PubDate/Year") or ""
+    return [DocumentSection(name="abstract", heading="Abstract", text="\n\n".join(parts))] if parts else []
+
+
+def article_document(article: ET.Element, topic: str, payload_id: str, where: str) -> Document:
+    """A ``<PubmedArticle>`` or a ``<PubmedBookArticle>`` (a book chapter: StatPearls…)."""
+    book = article.tag == "PubmedBookArticle"
+    pmid = article.findtext("BookDocument/PMID" if book else "MedlineCitation/PMID") or article.findtext(".//PMID")
+    if not pmid:
+        raise ConnectorError(
+            "pubmed", where, "article has no PMID", field="BookDocument/PMID" if book else "MedlineCitation/PMID"
+        )
+    if book:
+        title = _all_text(article.find("BookDocument/ArticleTitle")) or _all_text(article.find("BookDocument/Book/BookTitle"))
+        sections = _abstract_sections(article.find("BookDocument/Abstract"))
+        journal = _all_text(article.find("BookDocument/Book/BookTitle"))
+        year = publication_year(article.find("BookDocument/Book/PubDate")) or publication_year(
+            article.find("BookDocument/ContributionDate")
+        )
+    else:
+        title = _all_text(article.find(".//Article/ArticleTitle"))
+        sections = _abstract_sections(article.find(".//Article/Abstract"))
+        journal = article.findtext(".//Article/Journal/Title") or ""
+        year = publication_year(article.find(".//Article/Journal/JournalIssue/PubDate"))
     return Document(
         id=f"pubmed:{pmid.strip()}", title=topic, source="pubmed", locator=f"PMID {pmid.strip()}",
         kind="abstract", url=f"https://pubmed.ncbi.nlm.nih.gov/{pmid.strip()}/", sections=sections,
-        metadata={"article_title": title, "journal": journal, "year": year, "pmid": pmid.strip()},
+        metadata={"article_title": title, "journal": journal, "year": year, "pmid": pmid.strip(),
+                  "publication_type": "book" if book else "article"},
         payload_ids=[payload_id],
     )
 
@@ -51,24 +103,41 @@ class PubMedConnector(Connector):
         if not settings.term.strip():
             raise ValueError("data.connectors.pubmed.term is empty: say what to search for")
         self.settings = settings
+        self.api_key = os.environ.get(settings.api_key_env) or None
+
+    def requests_per_second(self, http: HttpSettings) -> float:
+        return self.settings.requests_per_second_with_key if self.api_key else http.requests_per_second
 
     def _params(self, **extra: Any) -> dict[str, Any]:
-        params: dict[str, Any] = {"db": "pubmed", "tool": "drugslm", **extra}
-        if self.settings.api_key:
-            params["api_key"] = self.settings.api_key
+        params: dict[str, Any] = {"db": "pubmed", "tool": self.settings.tool, **extra}
+        if self.settings.email:
+            params["email"] = self.settings.email
+        if self.api_key:
+            params["api_key"] = self.api_key
         return params
 
     def initial_cursor(self) -> Cursor:
         return {"retstart": 0}
 
+    def _limit_message(self, reached: int, count: object) -> str:
+        return (
+            f"fetched {reached} of {count} PubMed ids: esearch serves only the first {ESEARCH_MAX:,} of a query; "
+            "narrow data.connectors.pubmed.term or split it with mindate/maxdate (the source is not marked done)"
+        )
+
     def fetch_page(self, http: HttpFetcher, cursor: Cursor, want: int) -> Page:
         base = self.settings.base_url.rstrip("/")
         retstart = int(cursor.get("retstart", 0))
-        retmax = max(1, min(self.settings.page_size, want))
+        if retstart >= ESEARCH_MAX:  # asking would only get an error back
+            return Page([], cursor, stopped=self._limit_message(retstart, cursor.get("count", "?")))
+        retmax = max(1, min(self.settings.page_size, want, ESEARCH_MAX - retstart))
         search_url = f"{base}/esearch.fcgi"
-        body, _ = http.get_json(
-            search_url, self._params(term=self.settings.term, retstart=retstart, retmax=retmax, retmode="json")
-        )
+        query: dict[str, Any] = {
+            "term": self.settings.term, "retstart": retstart, "retmax": retmax, "retmode": "json", "sort": "pub_date",
+        }
+        if self.settings.mindate or self.settings.maxdate:
+            query |= {"datetype": "pdat", "mindate": self.settings.mindate or "1800", "maxdate": self.settings.maxdate or "3000"}
+        body, _ = http.get_json(search_url, self._params(**query))
         where = f"{search_url} retstart={retstart}"
         result = body.get("esearchresult") if isinstance(body, dict) else None
         if not isinstance(result, dict):
@@ -83,6 +152,7 @@ class PubMedConnector(Connector):
         except ValueError as error:
             raise ConnectorError(self.name, where, "not an integer", field="esearchresult.count") from error
         documents: list[Document] = []
+        quarantine: list[QuarantinedRecord] = []
         if ids:
             fetch_url = f"{base}/efetch.fcgi"
             response = http.get(fetch_url, self._params(id=",".join(ids), rettype="abstract", retmode="xml"))
@@ -96,8 +166,21 @@ class PubMedConnector(Connector):
             payload_id = RawPayload.digest(response.content)
             documents = [
                 article_document(article, self.settings.term, payload_id, f"{fetch_where} article {i}")
-                for i, article in enumerate(root.findall("PubmedArticle"))
+                for i, article in enumerate(a for a in root if a.tag in ("PubmedArticle", "PubmedBookArticle"))
+            ]
+            returned = {d.metadata["pmid"] for d in documents}
+            quarantine = [
+                QuarantinedRecord(
+                    record=QARecord(id=f"pubmed:{pmid}", question=None, answer=None, focus=self.settings.term,
+                                    source=self.name, locator=f"PMID {pmid} ({fetch_where})"),
+                    reasons=["missing_from_efetch: esearch listed this PMID, efetch returned no record for it"],
+                )
+                for pmid in ids if pmid not in returned
             ]
         next_start = retstart + len(ids)
-        done = not ids or next_start >= count
-        return Page(documents=documents, next_cursor=None if done else {"retstart": next_start})
+        if not ids or next_start >= count:
+            return Page(documents, None, total=count, quarantine=quarantine)
+        if next_start >= ESEARCH_MAX:
+            return Page(documents, {"retstart": next_start, "count": count}, total=count,
+                        stopped=self._limit_message(next_start, count), quarantine=quarantine)
+        return Page(documents, {"retstart": next_start}, total=count, quarantine=quarantine)
