@@ -9,18 +9,25 @@ live services (no network here).
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from pydantic import ValidationError
 
 from drugslm_core.config import (
     AnvisaSettings,
     ArxivSettings,
+    ChunkingSettings,
     ConnectorSettings,
+    DataSettings,
     HttpSettings,
     OpenFDASettings,
     PubMedSettings,
@@ -35,12 +42,17 @@ from drugslm_core.data.connectors import (
     quarantine_records,
     run_connector,
     run_enabled_connectors,
+    run_summary,
 )
+from drugslm_core.data.connectors import openfda as openfda_module
+from drugslm_core.data.connectors import pubmed as pubmed_module
 from drugslm_core.data.connectors.anvisa import AnvisaConnector
 from drugslm_core.data.connectors.arxiv import ArxivConnector
 from drugslm_core.data.connectors.openfda import OpenFDAConnector
 from drugslm_core.data.connectors.pubmed import PubMedConnector
 from drugslm_core.data.documents import RawPayload
+from drugslm_core.data.ingest import ingest_sources
+from drugslm_core.data.questions import documents_to_records
 from tests.data.pdf_factory import PORTUGUESE_LEAFLET, make_pdf
 
 FAST = HttpSettings(timeout_s=5, max_retries=3, backoff_s=0.01, max_backoff_s=0.05, requests_per_second=1000, max_pages=20)
@@ -470,3 +482,318 @@ def test_run_enabled_connectors_from_settings(server, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["arxiv.cursor.json", "openfda.cursor.json", "staged"]
     acknowledge_runs(runs)
     assert list((tmp_path / "staged").rglob("*.json")) == []
+
+
+# --- issue 20: real-service limits and real-world records, from the fixtures in tests/data/connectors -------
+
+FIXTURES = Path(__file__).parents[1] / "data" / "connectors"
+
+
+def fixture_json(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+def openfda_page(labels: list[dict], skip: int, limit: int, total: int) -> dict:
+    page = fixture_json("openfda/page_over_skip_cap.json")
+    page["meta"]["results"] = {"skip": skip, "limit": limit, "total": total}
+    page["results"] = labels
+    return page
+
+
+def test_openfda_skip_cap_reports_fetched_n_of_m_and_is_not_done(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(openfda_module, "MAX_SKIP", 6)  # the real cap is 25,000 (asserted below); 6 keeps it small
+    total = fixture_json("openfda/page_over_skip_cap.json")["meta"]["results"]["total"]
+
+    def route(query):
+        skip, limit = int(query.get("skip", ["0"])[0]), int(query["limit"][0])
+        if skip + limit > 6:
+            return as_json({"error": {"code": "BAD_REQUEST", "message": "Skip value must 25000 or less."}}, 400)
+        return as_json(openfda_page([openfda_label(i) for i in range(skip, skip + limit)], skip, limit, total))
+
+    server.routes["/drug/label.json"] = route
+    store = CursorStore(tmp_path)
+    connector = OpenFDAConnector(OpenFDASettings(base_url=server.url, page_size=4))
+    run = run_connector(connector, FAST, max_documents=100, state=store)
+    assert len(run.documents) == 6 and not run.exhausted
+    assert run.stopped is not None and f"fetched 6 of {total} labels" in run.stopped
+    assert run_summary(run)["stopped"] == run.stopped and run_summary(run)["total"] == total
+    assert store.load("openfda") != {"done": True}
+    requests = len(server.requests)
+    again = run_connector(connector, FAST, max_documents=100, state=store)
+    assert again.stopped and not again.exhausted and len(server.requests) == requests  # no request past the cap
+
+
+def test_openfda_default_limits_are_the_documented_ones():
+    from drugslm_core.data.connectors.openfda import MAX_LIMIT, MAX_SKIP
+
+    assert (MAX_SKIP, MAX_LIMIT) == (25_000, 1000)
+    with pytest.raises(ValidationError, match="page_size"):
+        OpenFDASettings(page_size=1001)
+
+
+def test_openfda_follows_search_after_links_past_the_skip_cap(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(openfda_module, "MAX_SKIP", 3)
+    monkeypatch.setenv("OPENFDA_API_KEY", "secret-key-123")
+    total = 7
+
+    def route(query):
+        assert "skip" not in query or query["skip"] == ["0"]  # search_after never goes with a non-zero skip
+        limit = int(query["limit"][0])
+        after = int(query["search_after"][0].split("=")[1]) + 1 if "search_after" in query else 0
+        labels = [openfda_label(i) for i in range(after, min(after + limit, total))]
+        last = after + len(labels) - 1
+        link = (f'<{server.url}/drug/label.json?search=x&limit={limit}&skip=0&search_after=0%3D{last}'
+                f'&api_key=secret-key-123>; rel="next"')
+        return as_json(openfda_page(labels, 0, limit, total), headers={"Link": link} if after + limit < total else None)
+
+    server.routes["/drug/label.json"] = route
+    store = CursorStore(tmp_path)
+    connector = OpenFDAConnector(OpenFDASettings(base_url=server.url, page_size=2, search="x"))
+    run = run_connector(connector, FAST, max_documents=100, state=store)
+    assert [d.id for d in run.documents] == [f"openfda:set-{i}" for i in range(7)]
+    assert run.exhausted and run.stopped is None and run.pages == 4
+    assert all(q["api_key"] == ["secret-key-123"] for _, q, _ in server.requests)  # the key from the environment
+    staged_and_cursors = "".join(p.read_text() for p in tmp_path.rglob("*.json"))
+    assert "secret-key-123" not in staged_and_cursors  # never written to the state folder
+    assert run.payloads and all("secret-key-123" not in p.url and "api_key=%2A%2A%2A" in p.url for p in run.payloads)
+
+
+def test_openfda_real_world_labels_names_and_repeated_headings(server):
+    labels = [fixture_json(f"openfda/{name}.json") for name in
+              ("label_empty_openfda", "label_otc_repeated_headings", "label_no_name")]
+    server.routes["/drug/label.json"] = lambda q: as_json(openfda_page(labels, 0, 3, 3))
+    run = run_connector(OpenFDAConnector(OpenFDASettings(base_url=server.url)), FAST, max_documents=10)
+    empty, otc = run.documents
+    assert (empty.title, empty.metadata["name_source"]) == ("Ibuprofen", "spl_product_data_elements")
+    assert (otc.title, otc.metadata["name_source"]) == ("IBUPROFEN", "openfda.generic_name")
+    sections = {s.name: s.text for s in otc.sections}
+    assert sections["indications"] == (
+        "temporarily relieves minor aches and pains due to: headache, toothache, backache\n\nPain reliever/fever reducer"
+    )
+    assert sections["dosage"].startswith("do not take more than directed adults")
+    assert sections["contraindications"].startswith("Do not use if you have ever had")  # a sentence, kept whole
+    assert sections["warnings"].startswith("Allergy alert: Ibuprofen may cause")
+    assert {s.name: s.text for s in empty.sections}["indications"] == (
+        "temporarily relieves minor aches and pains due to: headache muscular aches minor pain of arthritis toothache "
+        "the common cold temporarily reduces fever\n\nPain reliever/fever reducer"
+    )
+    [unnamed] = run.quarantine
+    assert unnamed.record.id == "openfda:9e8d7c6b-5a49-4382-a716-b5c4d3e2f1a0"
+    assert unnamed.reasons[0].startswith("unnamed_label:") and "result 2" in unnamed.record.locator
+
+
+def test_openfda_limit_over_1000_is_refused_before_any_request(server):
+    server.routes["/drug/label.json"] = lambda q: as_json(fixture_json("openfda/error_limit.json"), 400)
+    settings = OpenFDASettings.model_construct(**(OpenFDASettings(base_url=server.url).model_dump() | {"page_size": 5000}))
+    with pytest.raises(ValueError, match="page_size=5000: openFDA allows 1..1000"):
+        OpenFDAConnector(settings)
+    assert server.requests == []
+
+
+def test_pubmed_book_articles_medline_dates_and_missing_ids(server):
+    ids = ["30085525", "9921604", "11111111"]  # the last: listed by esearch, not returned by efetch
+    server.routes["/eutils/esearch.fcgi"] = lambda q: as_json(
+        {"esearchresult": {"count": "3", "retmax": "3", "retstart": "0", "idlist": ids}}
+    )
+    xml = (FIXTURES / "pubmed/efetch_book_and_medlinedate.xml").read_bytes()
+    server.routes["/eutils/efetch.fcgi"] = lambda q: (200, {"Content-Type": "text/xml"}, xml)
+    settings = PubMedSettings(base_url=f"{server.url}/eutils", term="metformin", email="data@example.org")
+    run = run_connector(PubMedConnector(settings), FAST, max_documents=10)
+    book, article = run.documents
+    assert book.id == "pubmed:30085525" and book.metadata["publication_type"] == "book"
+    assert (book.metadata["journal"], book.metadata["year"], book.metadata["article_title"]) == ("StatPearls", "2024", "Metformin")
+    assert book.sections[0].text.startswith("Metformin is a medication used to manage")
+    assert article.metadata["year"] == "1998"  # <MedlineDate>1998 Dec-1999 Jan</MedlineDate>
+    assert article.metadata["article_title"] == "Metformin and lactic acidosis: a review."
+    [missing] = run.quarantine
+    assert missing.record.id == "pubmed:11111111" and missing.reasons[0].startswith("missing_from_efetch")
+    assert all(q["tool"] == ["drugslm"] and q["email"] == ["data@example.org"] for _, q, _ in server.requests)
+    assert all(q.get("sort") == ["pub_date"] for p, q, _ in server.requests if p.endswith("esearch.fcgi"))
+
+
+def test_pubmed_esearch_cap_stops_with_fetched_n_of_m(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(pubmed_module, "ESEARCH_MAX", 5)  # the real cap is 9,999 (asserted below)
+    count = int(fixture_json("pubmed/esearch_over_cap.json")["esearchresult"]["count"])
+
+    def esearch(query):
+        start, size = int(query["retstart"][0]), int(query["retmax"][0])
+        assert start + size <= 5, "retstart + retmax past the cap makes esearch answer an error"
+        body = fixture_json("pubmed/esearch_over_cap.json")
+        body["esearchresult"] |= {"retstart": str(start), "retmax": str(size),
+                                  "idlist": [str(38000000 + i) for i in range(start, start + size)]}
+        return as_json(body)
+
+    server.routes["/eutils/esearch.fcgi"] = esearch
+    server.routes["/eutils/efetch.fcgi"] = lambda q: (200, {"Content-Type": "text/xml"}, efetch_xml(q["id"][0].split(",")))
+    store = CursorStore(tmp_path)
+    connector = PubMedConnector(PubMedSettings(base_url=f"{server.url}/eutils", term="metformin", page_size=2,
+                                               mindate="2020", maxdate="2021"))
+    run = run_connector(connector, FAST, max_documents=100, state=store)
+    assert len(run.documents) == 5 and not run.exhausted
+    assert run.stopped and f"fetched 5 of {count} PubMed ids" in run.stopped and "mindate/maxdate" in run.stopped
+    assert store.load("pubmed") == {"retstart": 5, "count": count}
+    searches = [q for p, q, _ in server.requests if p.endswith("esearch.fcgi")]
+    assert all((q["datetype"], q["mindate"], q["maxdate"]) == (["pdat"], ["2020"], ["2021"]) for q in searches)
+    before = len(server.requests)
+    assert run_connector(connector, FAST, max_documents=100, state=store).stopped and len(server.requests) == before
+    monkeypatch.undo()
+    assert pubmed_module.ESEARCH_MAX == 9999
+
+
+def test_pubmed_api_key_from_the_environment_raises_the_rate(server, monkeypatch):
+    assert PubMedConnector(PubMedSettings(term="x")).requests_per_second(PubMedSettings().http) == 3.0
+    monkeypatch.setenv("NCBI_API_KEY", "ncbi-key")
+    connector = PubMedConnector(PubMedSettings(base_url=f"{server.url}/eutils", term="x"))
+    assert connector.requests_per_second(PubMedSettings().http) == 10.0
+    server.routes["/eutils/esearch.fcgi"] = lambda q: as_json({"esearchresult": {"count": "0", "idlist": []}})
+    run_connector(connector, FAST, max_documents=5)
+    assert server.requests[0][1]["api_key"] == ["ncbi-key"]
+
+
+def test_arxiv_empty_page_is_asked_again_up_to_the_total(server):
+    empty = (FIXTURES / "arxiv/empty_page.xml").read_bytes()
+    served_empty = {"n": 0}
+
+    def route(query):
+        start, size = int(query["start"][0]), int(query["max_results"][0])
+        if start == 2 and served_empty["n"] < 2:  # twice empty, then the entries
+            served_empty["n"] += 1
+            return 200, {"Content-Type": "application/atom+xml"}, empty
+        return 200, {"Content-Type": "application/atom+xml"}, atom_feed(start, size, total=5)
+
+    server.routes["/api/query"] = route
+    connector = ArxivConnector(ArxivSettings(base_url=f"{server.url}/api/query", search_query="all:drug", page_size=2))
+    run = run_connector(connector, FAST, max_documents=10)
+    assert [d.id for d in run.documents] == [f"arxiv:2401.0000{i}v1" for i in range(5)]
+    assert run.exhausted and server.hits("/api/query") == 5
+
+
+def test_arxiv_page_that_stays_empty_is_not_the_end(server, tmp_path):
+    empty = (FIXTURES / "arxiv/empty_page.xml").read_bytes()
+    server.routes["/api/query"] = lambda q: (
+        (200, {}, empty) if int(q["start"][0]) >= 2 else (200, {}, atom_feed(int(q["start"][0]), 2, total=5))
+    )
+    store = CursorStore(tmp_path)
+    settings = ArxivSettings(base_url=f"{server.url}/api/query", search_query="all:drug", page_size=2, empty_page_retries=2)
+    run = run_connector(ArxivConnector(settings), FAST, max_documents=10, state=store)
+    assert len(run.documents) == 2 and not run.exhausted
+    assert run.stopped and "fetched 2 of 5 arXiv results" in run.stopped
+    assert store.load("arxiv") == {"start": 2}
+    assert server.hits("/api/query") == 1 + 3  # first page, then the empty one asked 1 + 2 times
+
+
+def test_anvisa_cloudflare_403_is_retried_with_browser_headers(server):
+    block = (FIXTURES / "anvisa/cloudflare_403.html").read_bytes()
+    statuses = iter([403, 429, 200])
+
+    def bulario(query):
+        status = next(statuses)
+        if status != 200:
+            return status, {"Content-Type": "text/html", "cf-ray": "8a1b2c3d4e5f6a7b-GRU"}, block
+        return as_json({"content": [anvisa_item(0)], "totalPages": 1, "last": True})
+
+    server.routes["/api/consulta/bulario"] = bulario
+    settings = AnvisaSettings(base_url=f"{server.url}/api/consulta", product_names=["x"], leaflet="none")
+    run = run_connector(AnvisaConnector(settings), FAST, max_documents=10)
+    assert [d.id for d in run.documents] == ["anvisa:1.2345.0000"] and run.retries == 2
+    headers = server.requests[0][2]
+    assert headers["User-Agent"].startswith("Mozilla/5.0") and headers["Authorization"] == "Guest"
+    assert headers["Referer"] == "https://consultas.anvisa.gov.br/" and "pt-BR" in headers["Accept-Language"]
+
+
+def test_anvisa_still_blocked_is_reported_per_source_and_others_go_on(server, tmp_path):
+    block = (FIXTURES / "anvisa/cloudflare_403.html").read_bytes()
+    server.routes["/api/consulta/bulario"] = lambda q: (403, {"Content-Type": "text/html"}, block)
+    server.routes["/drug/label.json"] = openfda_route(total=3)
+    settings = ConnectorSettings(
+        state_dir=tmp_path,
+        openfda=OpenFDASettings(enabled=True, base_url=server.url, http=FAST),
+        anvisa=AnvisaSettings(enabled=True, base_url=f"{server.url}/api/consulta", product_names=["x"], http=FAST),
+    )
+    openfda_run, anvisa_run = run_enabled_connectors(settings)
+    assert len(openfda_run.documents) == 3 and openfda_run.error is None
+    assert anvisa_run.source == "anvisa" and anvisa_run.documents == []
+    assert anvisa_run.error and "HTTP 403 after 3 attempts" in anvisa_run.error
+    assert server.hits("/api/consulta/bulario") == FAST.max_retries
+    assert CursorStore(tmp_path).load("anvisa") is None  # nothing recorded as done
+
+
+def test_anvisa_owner_password_leaflet_is_read(server):
+    pdf = (FIXTURES / "anvisa/leaflet_owner_password.pdf").read_bytes()
+    assert b"/Encrypt" in pdf
+    server.routes["/api/consulta/bulario"] = lambda q: as_json({"content": [anvisa_item(0)], "totalPages": 1, "last": True})
+    server.routes["/api/consulta/medicamentos/arquivo/bula/parecer/token-0/"] = (
+        lambda q: (200, {"Content-Type": "application/pdf"}, pdf)
+    )
+    settings = AnvisaSettings(base_url=f"{server.url}/api/consulta", product_names=["exemplamina"])
+    run = run_connector(AnvisaConnector(settings), FAST, max_documents=10)
+    [leaflet] = run.documents
+    assert leaflet.kind == "leaflet" and run.quarantine == []
+    assert [s.name for s in leaflet.sections] == ["indications", "warnings", "storage", "dosage"]
+
+
+def test_anvisa_leaflet_tokens_are_never_stored(server, tmp_path):
+    server.routes["/api/consulta/bulario"] = lambda q: as_json({"content": [anvisa_item(0)], "totalPages": 1, "last": True})
+    server.routes["/api/consulta/medicamentos/arquivo/bula/parecer/token-0/"] = (
+        lambda q: (200, {"Content-Type": "application/pdf"}, make_pdf(PORTUGUESE_LEAFLET))
+    )
+    store = CursorStore(tmp_path)
+    settings = AnvisaSettings(base_url=f"{server.url}/api/consulta", product_names=["exemplamina"])
+    run_connector(AnvisaConnector(settings), FAST, max_documents=10, state=store)
+    assert "token-0" not in (tmp_path / "anvisa.cursor.json").read_text()
+
+
+def test_politeness_defaults_are_the_documented_limits():
+    assert OpenFDASettings().http.requests_per_second * 60 == pytest.approx(240)  # 240/min without a key
+    assert PubMedSettings().http.requests_per_second == 3.0 and PubMedSettings().requests_per_second_with_key == 10.0
+    assert RateLimiter(ArxivSettings().http.requests_per_second).interval >= 3.0  # one request per 3 s
+    assert (PubMedSettings().tool, PubMedSettings().api_key_env, OpenFDASettings().api_key_env) == (
+        "drugslm", "NCBI_API_KEY", "OPENFDA_API_KEY"
+    )
+    for section in (OpenFDASettings, PubMedSettings):
+        assert "api_key" not in section.model_fields  # keys come from the environment, never from config files
+
+
+def test_killed_ingest_loses_no_page(server, tmp_path):
+    """A real ingest process is killed (SIGKILL) while fetching page 3; the next ingest has all 10 labels."""
+    page_three = threading.Event()
+    release = threading.Event()
+
+    def route(query):
+        if int(query.get("skip", ["0"])[0]) >= 4 and not release.is_set():
+            page_three.set()
+            release.wait(timeout=30)
+            return 503, {}, b"gone"
+        return openfda_route(total=10)(query)
+
+    server.routes["/drug/label.json"] = route
+    settings = DataSettings(
+        include_sample_corpus=False,
+        connectors=ConnectorSettings(
+            state_dir=tmp_path / "state", openfda=OpenFDASettings(enabled=True, base_url=server.url, page_size=2, http=FAST)
+        ),
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; from drugslm_core.config import DataSettings; from drugslm_core.data.ingest import ingest_sources; "
+         "ingest_sources(DataSettings.model_validate_json(sys.argv[1]))", settings.model_dump_json()],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        assert page_three.wait(timeout=120), child.stderr.read().decode() if child.poll() is not None else "no page 3"
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        release.set()
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert CursorStore(tmp_path / "state").load("openfda") == {"skip": 4}  # the cursor had moved past pages 1-2
+    result = ingest_sources(settings)
+    assert [d.id for d in result.documents.documents] == [f"openfda:set-{i}" for i in range(10)]
+    records, _ = documents_to_records(result.documents.documents, ChunkingSettings())
+    assert {r.focus for r in records} == {f"DRUGNAME{i}" for i in range(10)}
+    [summary] = [s for s in result.sources if s.source == "openfda"]
+    assert summary.replayed == 4 and summary.exhausted
+    assert list((tmp_path / "state" / "staged").rglob("*.json")) == []  # acknowledged once ingest held them

@@ -60,11 +60,23 @@ class ConnectorError(RuntimeError):
         """What :func:`run_connector` had fetched (and staged) before the failure."""
 
 
+SECRET_PARAMS = ("api_key",)
+
+
+def redacted(url: httpx.URL | str) -> str:
+    """The URL with API keys masked: raw payloads, errors and logs never carry a key."""
+    url = httpx.URL(str(url))
+    for name in SECRET_PARAMS:
+        if name in url.params:
+            url = url.copy_set_param(name, "***")
+    return str(url)
+
+
 class RetryableResponse(Exception):
     """A response worth retrying (429, 5xx); carries the server's Retry-After when it gave one."""
 
     def __init__(self, response: httpx.Response):
-        super().__init__(f"HTTP {response.status_code} from {response.request.url}")
+        super().__init__(f"HTTP {response.status_code} from {redacted(response.request.url)}")
         self.response = response
         self.retry_after = _retry_after_seconds(response.headers.get("retry-after"))
 
@@ -164,24 +176,24 @@ class HttpFetcher:
             response = retrying(self._get_once, url, params)
         except RetryableResponse as error:
             failure = ConnectorError(
-                self.source, str(error.response.request.url),
+                self.source, redacted(error.response.request.url),
                 f"HTTP {error.response.status_code} after {self.settings.max_retries} attempts",
             )
             failure.status = error.response.status_code
             raise failure from error
         except httpx.HTTPError as error:
             raise ConnectorError(
-                self.source, url, f"{type(error).__name__}: {error} after {self.settings.max_retries} attempts"
+                self.source, redacted(url), f"{type(error).__name__}: {error} after {self.settings.max_retries} attempts"
             ) from error
         if not response.is_success and response.status_code not in accept:
             failure = ConnectorError(
-                self.source, str(response.request.url), f"HTTP {response.status_code}: {response.text[:200]!r}"
+                self.source, redacted(response.request.url), f"HTTP {response.status_code}: {response.text[:200]!r}"
             )
             failure.status = response.status_code
             raise failure
         body = response.content
         payload = RawPayload(
-            id=RawPayload.digest(body), source=self.source, url=str(response.request.url),
+            id=RawPayload.digest(body), source=self.source, url=redacted(response.request.url),
             status=response.status_code, content_type=response.headers.get("content-type", ""), body=body,
         )
         self.payloads.setdefault(payload.id, payload)
@@ -198,7 +210,7 @@ class HttpFetcher:
         try:
             return response.json(), RawPayload.digest(response.content)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ConnectorError(self.source, str(response.request.url), f"response is not valid JSON ({error})") from error
+            raise ConnectorError(self.source, redacted(response.request.url), f"response is not valid JSON ({error})") from error
 
 
 class CursorStore:

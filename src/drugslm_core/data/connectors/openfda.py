@@ -225,7 +225,12 @@ class OpenFDAConnector(Connector):
         where = f"{url} {at}"
         if self.api_key:
             params["api_key"] = self.api_key
-        response = http.get(request_url, params, accept=(404,))
+        if "next" in cursor:  # httpx replaces a URL's query with ``params``: set them on the link instead
+            link = httpx.URL(request_url)
+            for key, value in params.items():
+                link = link.copy_set_param(key, value)
+            request_url, params = str(link), {}
+        response = http.get(request_url, params or None, accept=(404,))
         body, payload_id = http.json_of(response)
         if not isinstance(body, dict):
             raise ConnectorError(self.name, where, "expected a JSON object")
