@@ -31,6 +31,7 @@ from drugslm_core.config import (
     HttpSettings,
     OpenFDASettings,
     PubMedSettings,
+    ValidationSettings,
 )
 from drugslm_core.data.connectors import (
     ConnectorError,
@@ -53,6 +54,8 @@ from drugslm_core.data.connectors.pubmed import PubMedConnector
 from drugslm_core.data.documents import RawPayload
 from drugslm_core.data.ingest import ingest_sources
 from drugslm_core.data.questions import documents_to_records
+from drugslm_core.data.records import Quarantine
+from drugslm_core.quality.gate import apply_quality_gate
 from tests.data.pdf_factory import PORTUGUESE_LEAFLET, make_pdf
 
 FAST = HttpSettings(timeout_s=5, max_retries=3, backoff_s=0.01, max_backoff_s=0.05, requests_per_second=1000, max_pages=20)
@@ -797,3 +800,35 @@ def test_killed_ingest_loses_no_page(server, tmp_path):
     [summary] = [s for s in result.sources if s.source == "openfda"]
     assert summary.replayed == 4 and summary.exhausted
     assert list((tmp_path / "state" / "staged").rglob("*.json")) == []  # acknowledged once ingest held them
+
+
+def test_ingest_summary_carries_limits_errors_and_quarantine(server, tmp_path):
+    """What the ingest step puts in its metadata (``sources``): fetched N of M, per-source errors, quarantine."""
+    empty = (FIXTURES / "arxiv/empty_page.xml").read_bytes()
+    server.routes["/api/query"] = lambda q: (
+        (200, {}, empty) if int(q["start"][0]) >= 2 else (200, {}, atom_feed(int(q["start"][0]), 2, total=5))
+    )
+    server.routes["/eutils/esearch.fcgi"] = lambda q: (500, {}, b"Internal Server Error")
+    server.routes["/api/consulta/bulario"] = lambda q: as_json({"content": [anvisa_item(0)], "totalPages": 1, "last": True})
+    server.routes["/api/consulta/medicamentos/arquivo/bula/parecer/token-0/"] = lambda q: (404, {}, b"expired")
+    settings = DataSettings(include_sample_corpus=False, connectors=ConnectorSettings(
+        state_dir=tmp_path,
+        pubmed=PubMedSettings(enabled=True, base_url=f"{server.url}/eutils", term="x", http=FAST),
+        arxiv=ArxivSettings(enabled=True, base_url=f"{server.url}/api/query", search_query="all:drug", page_size=2,
+                            empty_page_retries=1, http=FAST),
+        anvisa=AnvisaSettings(enabled=True, base_url=f"{server.url}/api/consulta", product_names=["x"], http=FAST),
+    ))
+    result = ingest_sources(settings)
+    by_source = {s.source: s for s in result.sources}
+    assert by_source["pubmed"].error and "HTTP 500 after 3 attempts" in by_source["pubmed"].error
+    assert by_source["arxiv"].stopped and "fetched 2 of 5" in by_source["arxiv"].stopped
+    assert not by_source["arxiv"].exhausted and by_source["arxiv"].total == 5
+    assert by_source["anvisa"].quarantined and "leaflet_unavailable" in by_source["anvisa"].quarantined[0]
+    [unavailable] = [r for r in result.records.records if r.source == "anvisa"]
+    assert unavailable.answer is None and "HTTP 404" in unavailable.locator
+    gate = apply_quality_gate(result.records, ValidationSettings(), upstream=Quarantine())
+    [held] = [q for q in gate.quarantine.items if q.record.source == "anvisa"]  # in the quarantine artifact
+    assert "leaflet_unavailable" in held.record.locator and held.reasons
+    assert [d.id for d in result.documents.documents] == [
+        "arxiv:2401.00000v1", "arxiv:2401.00001v1", "anvisa:1.2345.0000",
+    ]

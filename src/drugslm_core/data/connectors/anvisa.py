@@ -136,6 +136,4 @@ class AnvisaConnector(Connector):
             following = {"name_index": index + 1, "page": 1}
         else:
             following = None
-        total = body.get("totalElements")
-        return Page(documents=documents, next_cursor=following, quarantine=quarantine,
-                    total=total if isinstance(total, int) and len(self.settings.product_names) == 1 else None)
+        return Page(documents=documents, next_cursor=following, quarantine=quarantine)

@@ -367,13 +367,14 @@ def run_connector(
     staging = StagingArea(state.directory, connector.name) if state else None
     run = ConnectorRun(source=connector.name)
     seen: set[str] = set()
-    for path in staging.staged() if staging else []:
-        documents, payloads, quarantine = staging.load(path)  # type: ignore[union-attr]
-        run.documents.extend(documents)
-        run.payloads.extend(payloads)
-        run.quarantine.extend(quarantine)
-        run.staged.append(path)
-        run.replayed += len(documents)
+    if staging:
+        for path in staging.staged():
+            documents, payloads, quarantine = staging.load(path)
+            run.documents.extend(documents)
+            run.payloads.extend(payloads)
+            run.quarantine.extend(quarantine)
+            run.staged.append(path)
+            run.replayed += len(documents)
     seen.update(d.id for d in run.documents)
     if run.replayed:
         logger.info("%s: replaying %d staged documents an earlier run fetched", connector.name, run.replayed)
