@@ -87,6 +87,8 @@ class PubMedSettings(Section):
     """Publication-date window (``YYYY``, ``YYYY/MM`` or ``YYYY/MM/DD``, with ``maxdate``; datetype=pdat):
     the way to reach past esearch's 9,999-id cap is one run per window."""
     maxdate: str | None = None
+    split_by_date: bool = True
+    """A query over esearch's 9,999-id cap is halved into publication-date windows until each fits."""
     tool: str = "drugslm"
     """Sent as ``tool`` on every E-utilities request, as NCBI asks."""
     email: str = ""

@@ -630,7 +630,7 @@ def test_pubmed_esearch_cap_stops_with_fetched_n_of_m(server, tmp_path, monkeypa
     server.routes["/eutils/efetch.fcgi"] = lambda q: (200, {"Content-Type": "text/xml"}, efetch_xml(q["id"][0].split(",")))
     store = CursorStore(tmp_path)
     connector = PubMedConnector(PubMedSettings(base_url=f"{server.url}/eutils", term="metformin", page_size=2,
-                                               mindate="2020", maxdate="2021"))
+                                               mindate="2020", maxdate="2021", split_by_date=False))
     run = run_connector(connector, FAST, max_documents=100, state=store)
     assert len(run.documents) == 5 and not run.exhausted
     assert run.stopped and f"fetched 5 of {count} PubMed ids" in run.stopped and "mindate/maxdate" in run.stopped
@@ -832,3 +832,42 @@ def test_ingest_summary_carries_limits_errors_and_quarantine(server, tmp_path):
     assert [d.id for d in result.documents.documents] == [
         "arxiv:2401.00000v1", "arxiv:2401.00001v1", "anvisa:1.2345.0000",
     ]
+
+
+def test_pubmed_query_over_the_cap_is_split_into_date_windows(server, monkeypatch):
+    """30 articles, a cap of 8 ids: the query is halved by publication date until each window fits; every id once."""
+    import datetime as dt
+
+    monkeypatch.setattr(pubmed_module, "ESEARCH_MAX", 8)
+    articles = [(str(39000000 + i), dt.date(2020, 1, 1) + dt.timedelta(days=20 * i)) for i in range(30)]
+
+    def in_window(query, day):
+        if "mindate" not in query:
+            return True
+        return pubmed_module._parse_date(query["mindate"][0], False) <= day <= pubmed_module._parse_date(query["maxdate"][0], True)
+
+    def esearch(query):
+        start, size = int(query["retstart"][0]), int(query["retmax"][0])
+        assert start + size <= 8
+        hits = sorted((a for a in articles if in_window(query, a[1])), key=lambda a: a[1], reverse=True)  # pub_date
+        return as_json({"esearchresult": {"count": str(len(hits)), "retstart": str(start), "retmax": str(size),
+                                          "idlist": [pmid for pmid, _ in hits[start:start + size]]}})
+
+    server.routes["/eutils/esearch.fcgi"] = esearch
+    server.routes["/eutils/efetch.fcgi"] = lambda q: (200, {"Content-Type": "text/xml"}, efetch_xml(q["id"][0].split(",")))
+    settings = PubMedSettings(base_url=f"{server.url}/eutils", term="metformin", page_size=5, mindate="2020", maxdate="2021")
+    run = run_connector(PubMedConnector(settings), FAST.model_copy(update={"max_pages": 60}), max_documents=100)
+    ids = [d.id for d in run.documents]
+    assert sorted(ids) == sorted(f"pubmed:{pmid}" for pmid, _ in articles) and len(ids) == len(set(ids))
+    assert run.exhausted and run.stopped is None and run.total == 30
+    windows = {(q["mindate"][0], q["maxdate"][0]) for p, q, _ in server.requests if p.endswith("esearch.fcgi")}
+    assert ("2020/01/01", "2020/12/31") in windows and ("2021/01/01", "2021/12/31") in windows
+
+
+def test_pubmed_date_windows_parse_partial_dates():
+    import datetime as dt
+
+    parse = pubmed_module._parse_date
+    assert (parse("2020", False), parse("2020", True)) == (dt.date(2020, 1, 1), dt.date(2020, 12, 31))
+    assert (parse("2024/02", False), parse("2024/02", True)) == (dt.date(2024, 2, 1), dt.date(2024, 2, 29))
+    assert parse("2023/12/05", True) == dt.date(2023, 12, 5) and parse(None, False) == dt.date(1800, 1, 1)

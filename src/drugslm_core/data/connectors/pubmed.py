@@ -10,9 +10,11 @@ for ``tool`` and ``email`` on every request.
 
 What real result sets hold, and what this connector does with it:
 
-- esearch serves only the first 9,999 ids of a query (``retstart + retmax`` ≤ 9,999). The
-  connector stops there with "fetched N of M" (the source is not marked done); set
-  ``mindate``/``maxdate`` (``datetype=pdat``) to split the query into windows under the cap.
+- esearch serves only the first 9,999 ids of a query (``retstart + retmax`` ≤ 9,999). A query
+  over the cap is split into publication-date windows (``mindate``/``maxdate``,
+  ``datetype=pdat``), halved until each fits (``split_by_date``, on by default); the pending
+  windows live in the cursor. Where a window cannot be split further (one day) or splitting
+  is off, the connector stops at the cap with "fetched N of M" (the source is not marked done).
 - ``sort=pub_date`` keeps the order stable between runs: newer articles come first, so
   ones published between two runs shift offsets forward (re-fetched, then de-duplicated),
   never past an unread id.
@@ -27,6 +29,8 @@ What real result sets hold, and what this connector does with it:
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -37,7 +41,9 @@ from drugslm_core.data.connectors.base import Connector, ConnectorError, Cursor,
 from drugslm_core.data.documents import Document, DocumentSection, RawPayload
 from drugslm_core.data.records import QARecord, QuarantinedRecord
 
+logger = logging.getLogger(__name__)
 ESEARCH_MAX = 9999
+EARLIEST = dt.date(1800, 1, 1)
 """esearch serves ids up to this offset only (retstart + retmax ≤ 9,999)."""
 _YEAR = re.compile(r"\b(1[89]\d\d|2\d\d\d)\b")
 
@@ -96,6 +102,26 @@ def article_document(article: ET.Element, topic: str, payload_id: str, where: st
     )
 
 
+def _parse_date(value: str | None, end: bool) -> dt.date:
+    """``YYYY``, ``YYYY/MM`` or ``YYYY/MM/DD`` as the first (or, with ``end``, the last) day it covers."""
+    if not value:
+        return dt.date.today() if end else EARLIEST
+    parts = [int(p) for p in re.split(r"[/-]", value.strip())]
+    year, month, day = (parts + [None, None])[:3]
+    if month is None:
+        return dt.date(year, 12, 31) if end else dt.date(year, 1, 1)
+    if day is None:
+        if not end:
+            return dt.date(year, month, 1)
+        following = dt.date(year + (month == 12), month % 12 + 1, 1)
+        return following - dt.timedelta(days=1)
+    return dt.date(year, month, day)
+
+
+def _ymd(day: dt.date) -> str:
+    return day.strftime("%Y/%m/%d")
+
+
 class PubMedConnector(Connector):
     name = "pubmed"
 
@@ -104,6 +130,8 @@ class PubMedConnector(Connector):
             raise ValueError("data.connectors.pubmed.term is empty: say what to search for")
         self.settings = settings
         self.api_key = os.environ.get(settings.api_key_env) or None
+        if not settings.email:
+            logger.warning("pubmed: no contact email configured (NCBI asks for one): set data.connectors.pubmed.email")
 
     def requests_per_second(self, http: HttpSettings) -> float:
         return self.settings.requests_per_second_with_key if self.api_key else http.requests_per_second
@@ -122,12 +150,14 @@ class PubMedConnector(Connector):
     def _limit_message(self, reached: int, count: object) -> str:
         return (
             f"fetched {reached} of {count} PubMed ids: esearch serves only the first {ESEARCH_MAX:,} of a query; "
-            "narrow data.connectors.pubmed.term or split it with mindate/maxdate (the source is not marked done)"
+            "narrow data.connectors.pubmed.term, or set mindate/maxdate windows with split_by_date on "
+            "(the source is not marked done)"
         )
 
     def fetch_page(self, http: HttpFetcher, cursor: Cursor, want: int) -> Page:
         base = self.settings.base_url.rstrip("/")
         retstart = int(cursor.get("retstart", 0))
+        windows: list[list[str]] = cursor.get("windows") or []
         if retstart >= ESEARCH_MAX:  # asking would only get an error back
             return Page([], cursor, stopped=self._limit_message(retstart, cursor.get("count", "?")))
         retmax = max(1, min(self.settings.page_size, want, ESEARCH_MAX - retstart))
@@ -135,10 +165,12 @@ class PubMedConnector(Connector):
         query: dict[str, Any] = {
             "term": self.settings.term, "retstart": retstart, "retmax": retmax, "retmode": "json", "sort": "pub_date",
         }
-        if self.settings.mindate or self.settings.maxdate:
+        if windows:
+            query |= {"datetype": "pdat", "mindate": windows[0][0], "maxdate": windows[0][1]}
+        elif self.settings.mindate or self.settings.maxdate:
             query |= {"datetype": "pdat", "mindate": self.settings.mindate or "1800", "maxdate": self.settings.maxdate or "3000"}
         body, _ = http.get_json(search_url, self._params(**query))
-        where = f"{search_url} retstart={retstart}"
+        where = f"{search_url} retstart={retstart}" + (f" window {windows[0][0]}-{windows[0][1]}" if windows else "")
         result = body.get("esearchresult") if isinstance(body, dict) else None
         if not isinstance(result, dict):
             raise ConnectorError(self.name, where, "missing or not an object", field="esearchresult")
@@ -151,6 +183,14 @@ class PubMedConnector(Connector):
             count = int(result.get("count", ""))
         except ValueError as error:
             raise ConnectorError(self.name, where, "not an integer", field="esearchresult.count") from error
+        total = int(cursor.get("total", count))
+        if count > ESEARCH_MAX and retstart == 0 and self.settings.split_by_date:
+            lo = _parse_date(windows[0][0] if windows else self.settings.mindate, end=False)
+            hi = _parse_date(windows[0][1] if windows else self.settings.maxdate, end=True)
+            if hi > lo:  # halve the window; its ids are asked for again per half
+                mid = lo + (hi - lo) // 2
+                halves = [[_ymd(lo), _ymd(mid)], [_ymd(mid + dt.timedelta(days=1)), _ymd(hi)]]
+                return Page([], {"retstart": 0, "windows": halves + windows[1:], "total": total}, total=total)
         documents: list[Document] = []
         quarantine: list[QuarantinedRecord] = []
         if ids:
@@ -178,9 +218,13 @@ class PubMedConnector(Connector):
                 for pmid in ids if pmid not in returned
             ]
         next_start = retstart + len(ids)
+        rest = {"windows": windows, "total": total} if windows else {}
         if not ids or next_start >= count:
-            return Page(documents, None, total=count, quarantine=quarantine)
+            if len(windows) > 1:  # this window is done: on to the next one
+                return Page(documents, {"retstart": 0, "windows": windows[1:], "total": total}, total=total,
+                            quarantine=quarantine)
+            return Page(documents, None, total=total, quarantine=quarantine)
         if next_start >= ESEARCH_MAX:
-            return Page(documents, {"retstart": next_start, "count": count}, total=count,
+            return Page(documents, {"retstart": next_start, "count": count} | rest, total=total,
                         stopped=self._limit_message(next_start, count), quarantine=quarantine)
-        return Page(documents, {"retstart": next_start}, total=count, quarantine=quarantine)
+        return Page(documents, {"retstart": next_start} | rest, total=total, quarantine=quarantine)
