@@ -41,6 +41,9 @@ def test_label_name_fallbacks(label, expected):
     ("do_not_use", "Do not use if allergic", "Do not use if allergic"),  # a sentence: not in the heading list
     ("indications_and_usage", "Uses", "Uses"),  # nothing after the heading: left as it is
     ("indications_and_usage", "Useful for minor pain", "Useful for minor pain"),  # a word, not the heading
+    ("indications_and_usage", "Uses of this product include pain relief", "Uses of this product include pain relief"),
+    ("dosage_and_administration", "Directions for use: shake well", "Directions for use: shake well"),
+    ("warnings", "Warnings and precautions apply", "Warnings and precautions apply"),
 ])
 def test_repeated_headings_are_removed_and_only_them(field, text, expected):
     assert _strip_repeated_headings(text, field) == expected

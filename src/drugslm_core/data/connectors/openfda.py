@@ -82,7 +82,9 @@ OTC_HEADINGS: dict[str, tuple[str, ...]] = {
 }
 _REPEATED_HEADING = {
     field: re.compile(
-        r"^\s*(?:\d+(?:\.\d+)*\s+)?(?:(?:" + "|".join(re.escape(h) for h in headings) + r")\s*[:.]?\s+)+",
+        # not when the word goes on as a phrase ("Uses of …", "Directions for use", "Warnings and …")
+        r"^\s*(?:\d+(?:\.\d+)*\s+)?(?:(?:" + "|".join(re.escape(h) for h in headings) + r")\s*[:.]?\s+)+"
+        r"(?!(?:of|for|in|with|and|to)\b)",
         re.IGNORECASE,
     )
     for field, headings in OTC_HEADINGS.items()
