@@ -171,9 +171,8 @@ from drugslm_core.cli import app
 from drugslm_core.config import load_settings, load_settings_file
 args = sys.argv[1:]
 group = get_command(app)
-ctx = group.make_context("drugslm", list(args))
-name, command, rest = group.resolve_command(ctx, ctx.protected_args + ctx.args)
-params = command.make_context(name, rest, parent=ctx).params
+command = group.get_command(None, args[0])  # the subcommand, as `drugslm <args>` resolves it
+params = command.make_context(args[0], list(args[1:])).params
 config = params["config"]
 # drugslm_core.cli.serve: the same expression picks the settings
 resolved = load_settings_file(config) if config.is_file() else load_settings()
