@@ -129,13 +129,14 @@ def run_config():
 
 
 @pytest.mark.parametrize("overlay", rendered.OVERLAYS)
-def test_finetune_pod_lands_on_the_gpu_pool_and_cpu_steps_do_not(overlay: str, run_config) -> None:
+def test_gpu_step_pods_land_on_the_gpu_pool_and_cpu_steps_do_not(overlay: str, run_config) -> None:
     labels, taints = node_of(rendered.find(overlay, "NodePool", "drugslm-gpu"))
     assert any(t["key"] == GPU for t in taints), "the GPU pool must be tainted against CPU pods"
-    finetune = km.pod_spec(km.to_manifest(km.build_step_job(run_config, "finetune")))
-    assert schedulable(finetune, labels, taints) == []
-    (container,) = finetune["containers"]
-    assert container["resources"]["limits"][GPU] == "1"
+    for step in ("finetune", "evaluate"):
+        spec = km.pod_spec(km.to_manifest(km.build_step_job(run_config, step)))
+        assert schedulable(spec, labels, taints) == [], step
+        (container,) = spec["containers"]
+        assert container["resources"]["limits"][GPU] == "1", step
     ingest = km.pod_spec(km.to_manifest(km.build_step_job(run_config, "ingest")))
     assert schedulable(ingest, labels, taints), "a CPU step pod would be allowed onto the GPU pool"
 
