@@ -20,6 +20,7 @@ Needs root (to mount and switch user); :func:`available` says whether it can run
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -123,8 +124,10 @@ def _copy_layout(layout: ImageLayout, dest_root: Path) -> None:
             os.chmod(os.path.join(dirpath, name), 0o644)
 
 
-def container_env(container: dict[str, Any], configmaps: dict[str, dict[str, str]]) -> dict[str, str]:
-    """The container's environment as the kubelet would set it (Secret values are placeholders)."""
+def container_env(
+    container: dict[str, Any], configmaps: dict[str, dict[str, str]], secrets: dict[str, dict[str, str]] | None = None
+) -> dict[str, str]:
+    """The container's environment as the kubelet would set it (Secret values from ``secrets``, else placeholders)."""
     env: dict[str, str] = {}
     for item in container.get("env") or []:
         if "value" in item:
@@ -140,8 +143,21 @@ def container_env(container: dict[str, Any], configmaps: dict[str, dict[str, str
             if value is not None:
                 env[item["name"]] = value
         elif secret:
-            env[item["name"]] = f"placeholder-secret-{secret['name']}-{secret['key']}"
+            value = (secrets or {}).get(secret["name"], {}).get(secret["key"])
+            env[item["name"]] = value if value is not None else f"placeholder-secret-{secret['name']}-{secret['key']}"
     return env
+
+
+def expand(words: list[str], env: dict[str, str]) -> list[str]:
+    """The kubelet's ``$(VAR)`` expansion of command and args (``$$`` escapes, unknown names stay)."""
+    pattern = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        return env.get(match.group(1), match.group(0))
+
+    return [pattern.sub(one, word) for word in words]
 
 
 @dataclass
@@ -165,6 +181,8 @@ def run_container(
     extra_ro_binds: dict[str, Path] | None = None,
     layout: ImageLayout | None = None,
     timeout: int = 300,
+    secrets: dict[str, dict[str, str]] | None = None,
+    network_namespace: bool = False,
 ) -> PodRun:
     """Run ``argv`` in ``container`` of ``pod_spec`` (a rendered pod spec) as the kubelet would."""
     layout = layout or parse_dockerfile()
@@ -175,13 +193,31 @@ def run_container(
     read_only_root = bool(ctr_sc.get("readOnlyRootFilesystem"))
     volumes = {v["name"]: v for v in pod_spec.get("volumes") or []}
     mounts = []
+    secret_mounts: list[tuple[str, Path]] = []
+    fs_group = pod_sc.get("fsGroup")
     for mount in container.get("volumeMounts") or container.get("volume_mounts") or []:
         volume = volumes[mount["name"]]
-        if "emptyDir" not in volume and "empty_dir" not in volume:
-            raise ValueError(f"volume {mount['name']}: only emptyDir volumes are emulated")
-        mounts.append(mount.get("mountPath") or mount["mount_path"])
+        path = mount.get("mountPath") or mount["mount_path"]
+        if "secret" in volume:
+            # The kubelet's Secret volume: the listed keys as files, root-owned, group fsGroup.
+            source = volume["secret"]
+            data = (secrets or {})[source["secretName"]]
+            folder = workdir / "secrets" / mount["name"]
+            folder.mkdir(parents=True)
+            items = source.get("items") or [{"key": k, "path": k} for k in data]
+            for item in items:
+                file = folder / item["path"]
+                file.write_text(data[item["key"]])
+                os.chown(file, 0, fs_group if fs_group is not None else 0)
+                os.chmod(file, item.get("mode", source.get("defaultMode", 0o644)))
+            secret_mounts.append((path, folder))
+        elif "emptyDir" in volume or "empty_dir" in volume:
+            mounts.append(path)
+        else:
+            raise ValueError(f"volume {mount['name']}: only emptyDir and Secret volumes are emulated")
 
     app = workdir / "image"
+    app.mkdir()
     _copy_layout(layout, app)
     passwd = workdir / "passwd"
     group = workdir / "group"
@@ -189,7 +225,7 @@ def run_container(
     group.write_text(Path("/etc/group").read_text() + f"drugslm:x:{gid}:\n")
 
     env = dict(layout.env)
-    env.update(container_env(container, configmaps or {}))
+    env.update(container_env(container, configmaps or {}, secrets))
     env.update(extra_env or {})
     venv_bin = str(Path(sys.prefix) / "bin")
     env["PATH"] = f"{venv_bin}:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -199,6 +235,8 @@ def run_container(
     root.mkdir()
     q = shlex.quote
     script = ["set -eu", f"R={q(str(root))}", 'mount -t tmpfs -o mode=755 tmpfs "$R"']
+    if network_namespace:  # a pod's own network: loopback only, ports free of the host's
+        script.append("ip link set lo up")
 
     def ro_bind(src: str, dest: str) -> None:
         script.append(f'mkdir -p "$R"{q(dest)}')
@@ -234,6 +272,8 @@ def run_container(
     # Declared writable volumes (emptyDir): the only writable paths of a read-only root.
     for path in mounts:
         script.append(f'mkdir -p "$R"{q(path)} && mount -t tmpfs -o mode=1777 tmpfs "$R"{q(path)}')
+    for path, folder in secret_mounts:
+        ro_bind(str(folder), path)
     if read_only_root:
         script.append('mount -o remount,ro "$R"')
     env_args = " ".join(q(f"{k}={v}") for k, v in sorted(env.items()))
@@ -245,7 +285,7 @@ def run_container(
     script_path = workdir / "pod.sh"
     script_path.write_text("\n".join(script) + "\n")
     proc = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "bash", str(script_path)],
+        ["unshare", "-m", *(["-n"] if network_namespace else []), "--propagation", "private", "bash", str(script_path)],
         capture_output=True, text=True, timeout=timeout, check=False,
     )
     return PodRun(proc.returncode, proc.stdout, proc.stderr)

@@ -231,3 +231,81 @@ def test_serving_container_resolves_the_base_model_the_champion_was_trained_on(o
         )
         assert report["alias"] == "champion"
         assert all(value is True for value in report["writable"].values()), report["writable"]
+
+
+# --------------------------------------------------------------------------
+# MLflow: the container's own command, credentials from Secret files
+# --------------------------------------------------------------------------
+
+MLFLOW_PROBE = r"""
+import json, os, signal, subprocess, time, urllib.request
+command = json.loads(os.environ.pop("PODSIM_COMMAND"))
+db_url = os.environ.pop("PODSIM_DB_URL")
+server = subprocess.Popen(command, start_new_session=True)
+report = {"health": None, "api": None, "cmdline_leaks": [], "exited": None}
+deadline = time.time() + 240
+while time.time() < deadline and server.poll() is None:
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:5000/health", timeout=2) as response:
+            report["health"] = response.status
+            break
+    except OSError:
+        time.sleep(1)
+if report["health"] == 200:
+    request = urllib.request.Request(
+        "http://127.0.0.1:5000/api/2.0/mlflow/experiments/search?max_results=5",
+        headers={"Host": "mlflow.drugslm.svc.cluster.local:5000"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        report["api"] = [e["name"] for e in json.load(response).get("experiments", [])]
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        cmdline = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+    except OSError:
+        continue
+    if db_url in cmdline:
+        report["cmdline_leaks"].append(cmdline.replace("\0", " ")[:200])
+report["exited"] = server.poll()
+try:
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(timeout=30)
+except (ProcessLookupError, subprocess.TimeoutExpired):
+    os.killpg(server.pid, signal.SIGKILL)
+print("PODSIM " + json.dumps(report), flush=True)
+"""
+
+
+@needs_emulation
+@pytest.mark.skipif(rendered.KUBECTL is None, reason="kubectl not found: overlays cannot be rendered")
+def test_mlflow_container_starts_with_credentials_from_secret_files(tmp_path: Path) -> None:
+    mlflow = rendered.find("prod", "Deployment", "mlflow")
+    spec = rendered.pod_spec(mlflow)
+    (container,) = spec["containers"]
+    (tmp_path / "probe").mkdir()
+    (tmp_path / "probe" / "mlflow_probe.py").write_text(MLFLOW_PROBE)
+    # The image is not this one: only its entrypoint matters here, the workdir it sets.
+    layout = podsim.ImageLayout(workdir=container.get("workingDir", "/"), user=(10001, 10001))
+    secrets = {
+        "mlflow-db": {"DB_URL": "sqlite:////tmp/podsim-mlflow.db"},
+        "mlflow-s3": {"AWS_ACCESS_KEY_ID": "placeholder-key-id", "AWS_SECRET_ACCESS_KEY": "placeholder-secret"},
+    }
+    run = podsim.run_container(
+        spec, container, ["python", "/podsim/mlflow_probe.py"], tmp_path,
+        configmaps=rendered.configmaps("prod"), layout=layout, secrets=secrets, network_namespace=True,
+        extra_env={
+            # what the kubelet runs: command + args with $(VAR) expanded from the container's env
+            "PODSIM_COMMAND": json.dumps(podsim.expand(
+                container["command"] + container["args"],
+                podsim.container_env(container, rendered.configmaps("prod"), secrets),
+            )),
+            "PODSIM_DB_URL": secrets["mlflow-db"]["DB_URL"],
+        },
+        extra_ro_binds={"/podsim": tmp_path / "probe"}, timeout=400,
+    )
+    lines = [line for line in run.stdout.splitlines() if line.startswith("PODSIM ")]
+    assert lines, run.output[-4000:]
+    report = json.loads(lines[-1][len("PODSIM "):])
+    assert report["health"] == 200, (report, run.output[-3000:])
+    assert report["api"] == ["Default"], report
+    assert report["cmdline_leaks"] == [], "the database URL is visible in a process's arguments"
+    assert report["exited"] is None, "the server exited"
