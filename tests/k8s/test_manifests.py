@@ -617,6 +617,12 @@ def test_zenml_server_contract(overlay: str) -> None:
     (server,) = spec["containers"]
     assert server["image"] == "zenmldocker/zenml-server:0.98.0"
     assert env_of(server)["ZENML_STORE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "zenml-server"
+    # Migrations run before the server answers: liveness must wait for a startupProbe
+    # that allows minutes, not kill the pod after ~105 s.
+    startup = server["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 600
+    liveness = server["livenessProbe"]
+    assert liveness.get("initialDelaySeconds", 0) + liveness["periodSeconds"] * liveness["failureThreshold"] < 600
     svc = find(overlay, "Service", "zenml")
     assert svc["spec"]["ports"][0]["port"] == 8080
 

@@ -309,3 +309,32 @@ def test_mlflow_container_starts_with_credentials_from_secret_files(tmp_path: Pa
     assert report["api"] == ["Default"], report
     assert report["cmdline_leaks"] == [], "the database URL is visible in a process's arguments"
     assert report["exited"] is None, "the server exited"
+
+
+# --------------------------------------------------------------------------
+# Orchestrator Job / schedule CronJob: ZenML's orchestrator entrypoint starts
+# --------------------------------------------------------------------------
+
+
+@needs_emulation
+@pytest.mark.parametrize("kind", ["Job/orchestrator", "CronJob/schedule"])
+def test_orchestrator_pod_starts_as_uid_10001_up_to_fetching_its_snapshot(kind: str, tmp_path: Path) -> None:
+    """The pod's own command and args, run as it would be; without a ZenML server (the real pod
+    gets ZENML_STORE_URL and a token) ZenML's client falls back to a local store in $HOME, so the
+    entrypoint gets as far as asking for its snapshot: imports, argument parsing and ZenML's
+    writes to its global config all happened as uid 10001."""
+    run_config = km.merge_run_configs(K8S_RUN_CONFIG, REPO_ROOT / "configs" / "schedule.yaml")
+    if kind == "Job/orchestrator":
+        manifest = km.to_manifest(km.build_orchestrator_job(run_config))
+    else:
+        manifest = km.to_manifest(km.build_schedule_cron_job(run_config, run_config.schedule.cron_expression))
+    spec = km.pod_spec(manifest)
+    (container,) = spec["containers"]
+    run = podsim.run_container(
+        spec, container, container["command"] + container["args"], tmp_path,
+        extra_env={"ZENML_ANALYTICS_OPT_IN": "false"},
+    )
+    assert run.returncode != 0
+    assert "Unable to get pipeline snapshot with ID" in run.output, run.output[-3000:]
+    for failure in ("PermissionError", "Read-only file system", "ModuleNotFoundError"):
+        assert failure not in run.output, run.output[-3000:]
