@@ -29,7 +29,7 @@ import yaml
 pytest.importorskip("zenml.integrations.kubernetes.manifest_utils", reason="zenml[kubernetes] is not installed")
 
 from ops import k8s_manifests as km  # noqa: E402
-from tests.k8s import rendered  # noqa: E402
+from tests.k8s import podsim, rendered  # noqa: E402
 
 pytestmark = pytest.mark.skipif(rendered.KUBECTL is None, reason="kubectl not found: overlays cannot be rendered")
 
@@ -206,15 +206,22 @@ def stack_urls(overlay: str) -> list[str]:
 
 
 @pytest.mark.parametrize("overlay", rendered.OVERLAYS)
-def test_serving_pods_reach_mlflow(overlay: str) -> None:
+def test_every_service_url_in_a_pod_env_is_reachable(overlay: str) -> None:
+    """Serving -> MLflow, MLflow -> MinIO (dev), ...: every http URL a container's env names."""
     objects = list(rendered.render(overlay))
-    clients = [o for o in rendered_workloads(objects) if o["metadata"]["name"] == "drugslm-serving"]
-    for client in clients:
+    configmaps = rendered.configmaps(overlay)
+    checked = []
+    for client in rendered_workloads(objects):
         for container in rendered.pod_spec(client)["containers"]:
-            urls = [e["value"] for e in container.get("env") or [] if str(e.get("value", "")).startswith("http")]
-            assert urls, "the serving container names no service URL"
-            for url in urls:
-                assert reach(objects, namespace_of(client), template_labels(client), url) == [], url
+            for name, value in podsim.container_env(container, configmaps).items():
+                if not re.match(r"https?://", value) or urlsplit(value).hostname in {"localhost", "127.0.0.1"}:
+                    continue
+                reasons = reach(objects, namespace_of(client), template_labels(client), value)
+                assert reasons == [], f"{client['kind']}/{client['metadata']['name']} {name}={value}: {reasons}"
+                checked.append((client["metadata"]["name"], value))
+    assert any("mlflow" in url for _, url in checked), f"no pod talks to MLflow? {checked}"
+    if overlay == "dev":
+        assert ("mlflow", "http://minio:9000") in checked
 
 
 @pytest.mark.parametrize("overlay", rendered.OVERLAYS)
