@@ -10,6 +10,7 @@ A throw-away root is assembled in a private mount namespace (``unshare -m``):
   the image, whose packages live in the system site-packages;
 * ``readOnlyRootFilesystem: true`` makes that root read-only; only the pod's declared
   ``emptyDir`` volume mounts are writable (tmpfs);
+* the pod's own PID namespace (and, on request, network namespace: loopback only);
 * the process runs with the pod's uid/gid (``setpriv``), ``env -i`` plus the image's
   ``ENV`` and the container's ``env`` (ConfigMap keys resolved from the rendered objects,
   Secret keys replaced by a placeholder), in the container's working directory.
@@ -96,7 +97,10 @@ def available() -> tuple[bool, str]:
     for tool in ("unshare", "setpriv", "chroot", "mount"):
         if shutil.which(tool) is None:
             return False, f"pod emulation needs `{tool}`"
-    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"], capture_output=True, check=False)
+    probe = subprocess.run(
+        ["unshare", "-m", "-p", "--fork", "--kill-child", "--propagation", "private", "true"],
+        capture_output=True, check=False,
+    )
     if probe.returncode != 0:
         return False, f"mount namespaces unavailable: {probe.stderr.decode().strip()}"
     return True, ""
@@ -253,8 +257,9 @@ def run_container(
         ro_bind(f"/{name}", f"/{name}")
     script.append(f'mount --bind {q(str(passwd))} "$R"/etc/passwd')
     script.append(f'mount --bind {q(str(group))} "$R"/etc/group')
-    for name in ("dev", "proc"):
-        script.append(f'mkdir -p "$R"/{name} && mount --rbind /{name} "$R"/{name}')
+    script.append('mkdir -p "$R"/dev && mount --rbind /dev "$R"/dev')
+    # The pod's own PID namespace (unshare -p): its /proc shows only its processes.
+    script.append('mkdir -p "$R"/proc && mount -t proc proc "$R"/proc')
     # The project's Python environment (interpreter, virtualenv, editable src/), read-only.
     for path in {Path(sys.base_prefix).resolve(), Path(sys.prefix), REPO_ROOT / "src"}:
         ro_bind(str(path), str(path))
@@ -285,7 +290,9 @@ def run_container(
     script_path = workdir / "pod.sh"
     script_path.write_text("\n".join(script) + "\n")
     proc = subprocess.run(
-        ["unshare", "-m", *(["-n"] if network_namespace else []), "--propagation", "private", "bash", str(script_path)],
+        # --kill-child: when the test gives up, every process of the emulated pod goes too.
+        ["unshare", "-m", "-p", "--fork", "--kill-child", *(["-n"] if network_namespace else []),
+         "--propagation", "private", "bash", str(script_path)],
         capture_output=True, text=True, timeout=timeout, check=False,
     )
     return PodRun(proc.returncode, proc.stdout, proc.stderr)
