@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 ZENML := $(VENV)/bin/zenml
 INSTALLED := $(VENV)/.drugslm-installed
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
 export ZENML_ANALYTICS_OPT_IN := false
 export ZENML_AUTO_OPEN_DASHBOARD := false
@@ -16,7 +18,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup browser run test test-fast serve dashboard mlflow-ui stack-up stack-down stack-status clean schedule-render
+.PHONY: setup browser run test test-fast serve dashboard mlflow-ui stack-up stack-down stack-status clean schedule-render checkov
 
 ## Virtualenv with every package pinned: torch first (the CPU wheel), then the lock, then us.
 $(INSTALLED): requirements.lock pyproject.toml
@@ -37,8 +39,18 @@ run: setup
 	$(ZENML) pipeline run pipelines.training.training_pipeline -c configs/local.yaml
 	@$(PY) -m stacks.summary
 
-test: setup browser
+test: setup browser $(CHECKOV)
 	$(PY) -m pytest -q
+
+## checkov (security scan of the rendered k8s overlays, tests/k8s/test_checkov.py) in its own
+## virtualenv: it pins many packages of its own (requirements-checkov.lock, checkov==3.3.30).
+$(CHECKOV): requirements-checkov.lock
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.lock
+	touch $@
+
+checkov: setup $(CHECKOV)
+	$(PY) -m pytest -q tests/k8s/test_checkov.py
 
 ## Headless Chromium for the dashboard checks of the stack test (Debian packages; root or sudo).
 browser:
@@ -78,4 +90,4 @@ schedule-render: $(INSTALLED)
 	$(VENV)/bin/drugslm schedule render -o build/schedule-cronjob.yaml
 
 clean:
-	rm -rf $(VENV) .zen
+	rm -rf $(VENV) $(CHECKOV_VENV) .zen

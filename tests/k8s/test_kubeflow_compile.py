@@ -53,8 +53,9 @@ def test_spec_is_kfp_v2(compiled) -> None:
     assert set(spec["root"]["dag"]["tasks"]) == STEPS
 
 
-def test_finetune_task_gets_one_gpu(compiled) -> None:
-    resources = executor(compiled["spec"], "finetune")["resources"]
+@pytest.mark.parametrize("task", ["finetune", "evaluate"])
+def test_gpu_tasks_get_one_gpu(compiled, task: str) -> None:
+    resources = executor(compiled["spec"], task)["resources"]
     assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu"
     assert resources["accelerator"]["resourceCount"] == "1"
     assert resources["resourceCpuLimit"] == "4.0"
@@ -63,7 +64,7 @@ def test_finetune_task_gets_one_gpu(compiled) -> None:
 
 
 def test_cpu_tasks_get_no_accelerator(compiled) -> None:
-    for task in STEPS - {"finetune"}:
+    for task in STEPS - {"finetune", "evaluate"}:
         assert "accelerator" not in executor(compiled["spec"], task).get("resources", {}), task
 
 

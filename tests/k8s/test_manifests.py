@@ -406,6 +406,11 @@ def _secret_refs(overlay: str) -> set[tuple[str, str]]:
                 ref = (entry.get("valueFrom") or {}).get("secretKeyRef")
                 if ref:
                     refs.add((ref["name"], ref["key"]))
+        for volume in (spec or {}).get("volumes") or []:
+            secret = volume.get("secret")
+            if secret:
+                assert secret.get("items"), f"{obj_id(obj)}: Secret volume {volume['name']} must list its keys (items)"
+                refs.update((secret["secretName"], item["key"]) for item in secret["items"])
     return refs
 
 
@@ -562,6 +567,7 @@ def test_serving_contract(overlay: str) -> None:
     assert api["image"] == "ghcr.io/drugslm/drugslm:0.1.0"
     assert api["command"] == [
         "drugslm", "serve", "--host", "0.0.0.0", "--port", "8000", "--model-alias", "champion",
+        "--config", "configs/k8s-gpu.yaml",
     ]
     assert env_of(api)["MLFLOW_TRACKING_URI"]["value"] == "http://mlflow:5000"
     assert [p["containerPort"] for p in api["ports"]] == [8000]
@@ -584,17 +590,23 @@ def test_mlflow_contract(overlay: str) -> None:
     _, spec = workload("Deployment", "mlflow", overlay)
     (mlflow,) = spec["containers"]
     assert mlflow["image"].startswith("ghcr.io/mlflow/mlflow:v3.17.2")
-    argv = mlflow["command"] + mlflow["args"]
+    # The credentials are Secret volume files read by the shell; only non-secret
+    # options are in the arguments (tests/k8s/test_pod_behaviour.py runs this command).
+    assert mlflow["command"] == ["/bin/sh", "-c"]
+    (script,) = mlflow["args"]
+    argv = script.rsplit("exec ", 1)[1].split()
     assert argv[:2] == ["mlflow", "server"]
     opts = dict(zip(argv[2::2], argv[3::2]))
-    assert opts["--backend-store-uri"] == "$(DB_URL)"
+    assert "--backend-store-uri" not in opts and "DB_URL" not in script.rsplit("exec ", 1)[1]
     assert opts["--workers"] == "1" and opts["--host"] == "0.0.0.0"
+    assert 'MLFLOW_BACKEND_STORE_URI="$(cat /secrets/db/DB_URL)"' in script
+    mounts = {m["name"]: m["mountPath"] for m in mlflow["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["mlflow-db"]["secret"]["secretName"] == "mlflow-db" and mounts["mlflow-db"] == "/secrets/db"
+    assert volumes["mlflow-s3"]["secret"]["secretName"] == "mlflow-s3" and mounts["mlflow-s3"] == "/secrets/s3"
     env = env_of(mlflow)
-    assert env["DB_URL"]["valueFrom"]["secretKeyRef"]["name"] == "mlflow-db"
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        assert env[key]["valueFrom"]["secretKeyRef"]["name"] == "mlflow-s3"
-    destination_var = re.fullmatch(r"\$\((\w+)\)", opts["--artifacts-destination"]).group(1)
-    ref = env[destination_var]["valueFrom"]["configMapKeyRef"]
+    assert not any("secretKeyRef" in (e.get("valueFrom") or {}) for e in env.values())
+    ref = env["MLFLOW_ARTIFACTS_DESTINATION"]["valueFrom"]["configMapKeyRef"]
     destination = find(overlay, "ConfigMap", ref["name"])["data"][ref["key"]]
     assert destination.startswith("s3://"), destination
 
@@ -605,6 +617,12 @@ def test_zenml_server_contract(overlay: str) -> None:
     (server,) = spec["containers"]
     assert server["image"] == "zenmldocker/zenml-server:0.98.0"
     assert env_of(server)["ZENML_STORE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "zenml-server"
+    # Migrations run before the server answers: liveness must wait for a startupProbe
+    # that allows minutes, not kill the pod after ~105 s.
+    startup = server["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 600
+    liveness = server["livenessProbe"]
+    assert liveness.get("initialDelaySeconds", 0) + liveness["periodSeconds"] * liveness["failureThreshold"] < 600
     svc = find(overlay, "Service", "zenml")
     assert svc["spec"]["ports"][0]["port"] == 8080
 

@@ -52,6 +52,7 @@ def manifests(run_config) -> dict[str, dict[str, Any]]:
     return {
         "Job/finetune": km.to_manifest(km.build_step_job(run_config, "finetune")),
         "Job/ingest": km.to_manifest(km.build_step_job(run_config, "ingest")),
+        "Job/evaluate": km.to_manifest(km.build_step_job(run_config, "evaluate")),
         "Job/orchestrator": km.to_manifest(km.build_orchestrator_job(run_config)),
         "CronJob/schedule": km.to_manifest(km.build_schedule_cron_job(merged, merged.schedule.cron_expression)),
     }
@@ -115,7 +116,7 @@ def test_resource_settings_agree_with_pod_resources(run_config) -> None:
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
-@pytest.mark.parametrize("name", ["Job/finetune", "Job/ingest", "Job/orchestrator", "CronJob/schedule"])
+@pytest.mark.parametrize("name", ["Job/finetune", "Job/evaluate", "Job/ingest", "Job/orchestrator", "CronJob/schedule"])
 def test_zenml_manifest_schema_valid(manifests, name: str, version: str, k8s_stats: dict) -> None:
     manifest = manifests[name]
     try:
@@ -147,16 +148,17 @@ def test_only_zenml_null_snake_case_keys_are_dropped(run_config) -> None:
 
 
 # --------------------------------------------------------------------------
-# The finetune step lands on the GPU pool; the other steps do not
+# The finetune and evaluate steps land on the GPU pool; the other steps do not
 # --------------------------------------------------------------------------
 
 
-def test_finetune_job_targets_the_gpu_pool(manifests) -> None:
-    job = manifests["Job/finetune"]
+@pytest.mark.parametrize("step", ["finetune", "evaluate"])
+def test_gpu_step_jobs_target_the_gpu_pool(manifests, step: str) -> None:
+    job = manifests[f"Job/{step}"]
     spec = pod_spec(job)
     container = main_container(job)
     assert container["image"] == IMAGE
-    assert container["args"][-2:] == ["--step_name", "finetune"]
+    assert container["args"][-2:] == ["--step_name", step]
     assert container["resources"]["limits"][GPU] == "1"
     assert container["resources"]["requests"][GPU] == "1"
     assert spec["nodeSelector"] == {"drugslm.io/pool": "gpu"}
@@ -181,7 +183,7 @@ def test_cpu_steps_stay_off_the_gpu_pool(manifests) -> None:
     assert "annotations" not in pod_template(job)["metadata"]
 
 
-@pytest.mark.parametrize("name", ["Job/finetune", "Job/ingest", "Job/orchestrator", "CronJob/schedule"])
+@pytest.mark.parametrize("name", ["Job/finetune", "Job/evaluate", "Job/ingest", "Job/orchestrator", "CronJob/schedule"])
 def test_zenml_pods_security(manifests, name: str) -> None:
     container = main_container(manifests[name])
     context = container["securityContext"]
