@@ -202,7 +202,7 @@ def _percentile(values: list[float], q: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 8, 16])
-    parser.add_argument("--requests", type=int, default=16, help="requests per load level")
+    parser.add_argument("--requests", type=int, default=16, help="requests per load level (at least one per client)")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--profile", type=Path, default=None, help="py-spy output (raw folded stacks) for 8 clients")
     args = parser.parse_args()
@@ -227,7 +227,8 @@ def main() -> None:
                     profiler = subprocess.Popen(["py-spy", "record", "--pid", str(server.pid), "--format", "raw",
                                                  "--output", str(args.profile), "--rate", "50", "--threads"],
                                                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-                row = load_level(url, prompts, clients, args.max_tokens, stream)
+                level_prompts = [prompts[i % len(prompts)] for i in range(max(len(prompts), clients))]
+                row = load_level(url, level_prompts, clients, args.max_tokens, stream)
                 if profiler is not None:
                     profiler.send_signal(2)  # SIGINT: py-spy writes what it sampled
                     profiler.wait(60)
