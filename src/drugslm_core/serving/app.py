@@ -202,7 +202,7 @@ def create_app(state: ServerState, keys: ApiKeys | None = None) -> Any:
             prompt_ids,
             Sampling(max_tokens=max_tokens, temperature=body.temperature, top_p=body.top_p,
                      stop=body.stop_strings, seed=body.seed),
-            emit=lambda event: loop.call_soon_threadsafe(events.put_nowait, event),
+            emit=lambda event: _deliver(loop, events, event, metrics),
         )
         try:
             state.engine.submit(generation)
@@ -292,6 +292,14 @@ def create_app(state: ServerState, keys: ApiKeys | None = None) -> Any:
                                  headers={**headers, "Cache-Control": "no-cache"})
 
     return app
+
+
+def _deliver(loop: asyncio.AbstractEventLoop, events: asyncio.Queue[Event], event: Event, metrics: ServerMetrics) -> None:
+    """Hand an engine event to the request's coroutine (called in the engine thread)."""
+    if event.finish_reason == "cancelled":
+        metrics.cancelled.inc()  # nobody awaits it any more
+        return
+    loop.call_soon_threadsafe(events.put_nowait, event)
 
 
 def _too_large(limit: int) -> ApiError:

@@ -32,6 +32,9 @@ class ServerMetrics:
         self.model_info = Info("drugslm_model", "The served model version", registry=r)
         self.model_version = Gauge("drugslm_model_version", "The served registry version number", registry=r)
         self.reload_failures = Counter("drugslm_model_reload_failures", "Failed loads of a new alias holder", registry=r)
+        self.cancelled = Counter(
+            "drugslm_requests_cancelled", "Requests that left the batch unfinished (timeout or client gone)", registry=r
+        )
         self.reloads = Counter("drugslm_model_reloads", "Successful swaps to a new alias holder", registry=r)
 
     def served(self, name: str, version: str, model_id: str) -> None:
