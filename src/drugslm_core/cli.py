@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -34,26 +34,68 @@ def provision_base_model_command(
 @app.command()
 def serve(
     model_name: Annotated[str, typer.Option(help="registered model name")] = "drugslm",
-    model_alias: Annotated[str, typer.Option(help="registry alias to serve")] = "champion",
+    model_alias: Annotated[str, typer.Option(help="registry alias to serve and follow")] = "champion",
+    version: Annotated[str | None, typer.Option(help="serve this fixed version (no alias following)")] = None,
     tracking_uri: Annotated[str | None, typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI")] = None,
     host: str = "127.0.0.1",
     port: int = 8000,
-    config: Annotated[Path, typer.Option(help="run config YAML (base model settings)")] = Path("configs/local.yaml"),
+    config: Annotated[Path, typer.Option(help="run config YAML (base model and serving settings)")] = Path("configs/local.yaml"),
 ) -> None:
-    """Serve ``model_name@model_alias`` as an OpenAI-style chat completions API."""
+    """Serve ``model_name@model_alias`` (or ``--version``) as an OpenAI-compatible API (docs/serving.md)."""
+    import logging
+
+    from drugslm_core.serving.auth import HOW_TO_SET_KEYS, ApiKeys, is_loopback
+
+    def fail(message: str, code: int = 1) -> NoReturn:
+        typer.echo(f"drugslm serve: {message}", err=True)
+        raise typer.Exit(code)
+
+    if not tracking_uri:
+        fail("set --tracking-uri or MLFLOW_TRACKING_URI (`make serve` does it)", 2)
+    try:
+        keys = ApiKeys.from_env()
+    except FileNotFoundError as error:
+        fail(str(error), 2)
+    if not keys.enabled and not is_loopback(host):
+        fail(f"no API key configured, and {host} is not a loopback address: {HOW_TO_SET_KEYS}", 2)
+
     import mlflow
     import uvicorn
 
     from drugslm_core.config import load_settings, load_settings_file
-    from drugslm_core.serving.app import create_app, load_served_model
+    from drugslm_core.registry.loading import alias_version
+    from drugslm_core.serving.app import ServerState, create_app, load_served_model
 
-    if not tracking_uri:
-        raise typer.BadParameter("set --tracking-uri or MLFLOW_TRACKING_URI (`make serve` does it)")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     mlflow.set_tracking_uri(tracking_uri)
     resolved = load_settings_file(config) if config.is_file() else load_settings()
-    served = load_served_model(model_name, model_alias, resolved.base_model, resolved.data)
-    typer.echo(f"Serving {served.model_id} (@{model_alias}) on http://{host}:{port}/v1/chat/completions")
-    uvicorn.run(create_app(served), host=host, port=port, log_level=os.environ.get("LOG_LEVEL", "info"))
+    serving = resolved.serving
+
+    def load(number: str | None):  # type: ignore[no-untyped-def]
+        return load_served_model(
+            model_name, model_alias, resolved.base_model, resolved.data, version=number,
+            compute_dtype=serving.compute_dtype,
+        )
+
+    wanted = f"{model_name} v{version}" if version else f"{model_name}@{model_alias}"
+    try:
+        served = load(version)
+    except LookupError:
+        fail(f"no model version {wanted} in the MLflow registry at {tracking_uri}: run `make run` "
+             "(it trains, evaluates and promotes a champion), or pass --version N of a registered version")
+    except RuntimeError as error:
+        fail(f"cannot serve {wanted}: {error}")
+    state = ServerState(served, serving)
+    if version is None and serving.poll_interval_s > 0:
+        state.follow_alias(lambda: alias_version(model_name, model_alias), load, serving.poll_interval_s)
+    if not keys.enabled:
+        logging.getLogger("drugslm.serving").warning(
+            "no API key configured: serving WITHOUT authentication, on loopback only (%s)", HOW_TO_SET_KEYS
+        )
+    following = f"following @{model_alias} every {serving.poll_interval_s:g} s" if state.watcher else "fixed version"
+    typer.echo(f"Serving {served.model_id} ({following}) on http://{host}:{port}/v1/chat/completions")
+    del served  # the state holds it; after a swap the old weights must be freeable
+    uvicorn.run(create_app(state, keys), host=host, port=port, log_level=os.environ.get("LOG_LEVEL", "info"))
 
 
 def _delegate(name: str, relative_path: str, help_text: str) -> None:

@@ -331,6 +331,31 @@ class LoopbackSettings(Section):
     state_dir: Path = Path(".drugslm/loopback")
 
 
+class ServingSettings(Section):
+    """``drugslm serve``: batching, limits and alias following (docs/serving.md)."""
+
+    max_batch_size: int = Field(default=16, ge=1)
+    """Sequences decoded together in one step; new requests join the running batch between steps."""
+    max_queue: int = Field(default=64, ge=1)
+    """Requests waiting for a batch slot; one more is answered 429 with ``Retry-After``."""
+    retry_after_s: int = Field(default=1, ge=1)
+    """The ``Retry-After`` a 429 carries."""
+    max_body_bytes: int = Field(default=65_536, ge=1)
+    """Larger request bodies are answered 413."""
+    max_prompt_tokens: int = Field(default=1_024, ge=1)
+    """Longer prompts (after the chat template) are answered 422."""
+    max_tokens_limit: int = Field(default=512, ge=1)
+    """Highest ``max_tokens`` a request may ask for (above: 422)."""
+    default_max_tokens: int = Field(default=128, ge=1)
+    """``max_tokens`` of a request that gives none."""
+    request_timeout_s: float = Field(default=120.0, gt=0)
+    """A request not finished by then is cancelled and answered 504."""
+    poll_interval_s: float = Field(default=30.0, ge=0)
+    """How often the server asks the registry who holds the alias (0: never; off with ``--version``)."""
+    compute_dtype: Literal["bfloat16", "float32"] = "bfloat16"
+    """Compute dtype of the loaded model (the 4-bit base dequantizes into it)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DRUGSLM_", env_nested_delimiter="__", extra="forbid"
@@ -345,6 +370,7 @@ class Settings(BaseSettings):
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     loopback: LoopbackSettings = Field(default_factory=LoopbackSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -94,3 +94,18 @@ def load_registered_version(
         adapter=adapter, base=base, model=load_trained(base, adapter.adapter_dir, compute_dtype),
         tokenizer=load_tokenizer(base),
     )
+
+
+def alias_version(model_name: str, alias: str) -> str | None:
+    """The version number behind ``model_name@alias`` now, or ``None`` when there is none
+    (the serving alias watcher polls this)."""
+    import mlflow
+
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(mlflow.MlflowClient().get_model_version_by_alias(model_name, alias).version)
+    except MlflowException as error:
+        if error.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"} and "not found" in str(error):
+            return None
+        raise

@@ -1,133 +1,310 @@
-"""OpenAI-style chat completions for a registered drugslm model version.
+"""The HTTP side of ``drugslm serve``: OpenAI-compatible routes over the batching engine.
 
-``load_served_model`` resolves an MLflow alias (``champion`` by default) to a
-model version, downloads its adapter, checks that this machine's provisioned
-base model has the hash the version was trained on, and loads base (4-bit) +
-adapter, exactly as evaluation measured it. ``create_app`` serves it:
-``GET /health``, ``GET /v1/models``, ``POST /v1/chat/completions``.
+Routes: ``POST /v1/chat/completions`` (``stream: true`` for SSE), ``GET /v1/models``,
+``GET /metrics`` (Prometheus) — these need ``Authorization: Bearer <key>`` when keys are
+configured — and ``GET /healthz`` (``/health``), ``GET /readyz``, which never do.
+The asyncio side validates, tokenizes, enqueues and awaits; the engine thread generates.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import contextlib
+import json
+import logging
 import time
 import uuid
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
-from pydantic import BaseModel, Field
+from fastapi import Request  # at module level: FastAPI resolves the handlers' string annotations here
+from pydantic import ValidationError
 
-from drugslm_core.config import BaseModelSettings, DataSettings
-from drugslm_core.data.formatting import conversation
-from drugslm_core.evaluation.compare import RegisteredAdapter
+from drugslm_core.config import ServingSettings
+from drugslm_core.serving.auth import ApiKeys
+from drugslm_core.serving.engine import BatchEngine, EngineModel, Event, GenerationRequest, QueueFull, Sampling
+from drugslm_core.serving.metrics import ServerMetrics
+from drugslm_core.serving.model import ServedModel, load_served_model, model_id
+from drugslm_core.serving.protocol import (
+    ChatCompletionRequest,
+    ChatMessage,
+    chunk_body,
+    completion_body,
+    error_body,
+    usage,
+)
+from drugslm_core.serving.watcher import AliasWatcher
+
+__all__ = ["ChatMessage", "ServedModel", "ServerState", "create_app", "load_served_model"]
+
+log = logging.getLogger("drugslm.serving")
 
 
-class ChatMessage(BaseModel):
-    role: Literal["system", "user", "assistant"]
-    content: str
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, type_: str, code: str | None = None,
+                 param: str | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.body, self.headers = status, error_body(message, type_, code, param), headers or {}
 
 
-class ChatCompletionRequest(BaseModel):
-    model: str | None = None
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int = Field(default=128, ge=1, le=1024)
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+class ServerState:
+    """The served model, the engine, and what the alias watcher last saw."""
 
+    def __init__(self, served: ServedModel, settings: ServingSettings, metrics: ServerMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or ServerMetrics()
+        self.served = served
+        self._by_version: dict[str, ServedModel] = {served.version: served}
+        self.pending_version: str | None = None
+        self.reload_error: str | None = None
+        self.engine = BatchEngine(
+            served.engine_model, max_batch_size=settings.max_batch_size, max_queue=settings.max_queue,
+            on_batch=self.metrics.batch_size.observe, on_swap=self._swapped,
+        )
+        self.metrics.waiting.set_function(lambda: self.engine.waiting)
+        self.metrics.running.set_function(lambda: self.engine.running)
+        self.metrics.served(served.name, served.version, served.model_id)
+        self.watcher: AliasWatcher | None = None
 
-class ServedModel:
-    """A loaded model version and the prompt format it was trained with."""
-
-    def __init__(
-        self, name: str, adapter: RegisteredAdapter, model: Any, tokenizer: Any, fallback: DataSettings
-    ) -> None:
-        self.name = name
-        self.adapter = adapter
-        self.model = model
-        self.tokenizer = tokenizer
-        # The version's own prompt format; versions registered without it use the configured one.
-        self.system_prompt = adapter.tags.get("system_prompt", fallback.system_prompt)
-        self.domain_tag = adapter.tags.get("domain_tag", fallback.domain_tag)
-        self._lock = threading.Lock()  # one generation at a time on a CPU model
-
-    @property
-    def model_id(self) -> str:
-        return f"{self.name}/{self.adapter.version}"
-
-    def prompt_for(self, messages: list[ChatMessage]) -> str:
-        """The training prompt format: trained system prompt unless given, domain tag on the question."""
-        question = next((m.content for m in reversed(messages) if m.role == "user"), None)
-        if question is None:
-            raise ValueError("messages need at least one user message")
-        system = next((m.content for m in messages if m.role == "system"), self.system_prompt)
-        return self.tokenizer.apply_chat_template(
-            conversation(question, system, self.domain_tag), tokenize=False, add_generation_prompt=True
+    def follow_alias(self, resolve: Callable[[], str | None], load: Callable[[str], ServedModel], interval_s: float) -> None:
+        self.watcher = AliasWatcher(
+            resolve, load, lambda: self.pending_version or self.served.version,
+            self.stage, self._reload_failed, interval_s,
         )
 
-    def complete(self, request: ChatCompletionRequest) -> tuple[str, int, int, str]:
-        import torch
+    def stage(self, served: ServedModel) -> None:
+        """Serve ``served`` once the running batch has drained."""
+        self._by_version[served.version] = served
+        self.pending_version = served.version
+        self.engine.swap(served.engine_model)
 
-        prompt = self.prompt_for(request.messages)
-        inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-        inputs = inputs.to(next(self.model.parameters()).device)
-        sampling = {"do_sample": True, "temperature": request.temperature} if request.temperature > 0 else {"do_sample": False}
-        with self._lock, torch.no_grad():
-            output = self.model.generate(
-                **inputs, max_new_tokens=request.max_tokens, pad_token_id=self.tokenizer.pad_token_id,
-                eos_token_id=self.tokenizer.eos_token_id, **sampling,
-            )
-        new_tokens = output[0, inputs["input_ids"].shape[1]:]
-        finish = "stop" if int(new_tokens[-1]) == self.tokenizer.eos_token_id else "length"
-        text = self.tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
-        return text, int(inputs["input_ids"].shape[1]), int(new_tokens.shape[0]), finish
+    def _swapped(self, engine_model: EngineModel) -> None:
+        old = self.served
+        self.served = self._by_version[engine_model.version]
+        self.pending_version = None
+        self.reload_error = None
+        self._by_version = {self.served.version: self.served}
+        self.metrics.served(self.served.name, self.served.version, self.served.model_id)
+        self.metrics.reloads.inc()
+        log.info("swapped v%s -> v%s", old.version, self.served.version)
 
+    def _reload_failed(self, version: str, error: Exception) -> None:
+        self.reload_error = f"loading v{version} failed: {error}; still serving v{self.served.version}"
+        self.metrics.reload_failures.inc()
 
-def load_served_model(
-    model_name: str,
-    alias: str,
-    base_settings: BaseModelSettings,
-    data_settings: DataSettings | None = None,
-    download_dir: Path | None = None,
-) -> ServedModel:
-    """Resolve ``model_name@alias`` in the MLflow registry (tracking URI already set) and load it
-    offline, refusing a version trained on another base model."""
-    from drugslm_core.registry.loading import load_registered_version
+    def start(self) -> None:
+        self.engine.start()
+        if self.watcher is not None:
+            self.watcher.start()
 
-    loaded = load_registered_version(model_name, base_settings, alias=alias, download_dir=download_dir)
-    return ServedModel(model_name, loaded.adapter, loaded.model, loaded.tokenizer, data_settings or DataSettings())
+    def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.engine.stop()
 
 
-def create_app(served: ServedModel) -> Any:
-    from fastapi import FastAPI, HTTPException
+def create_app(state: ServerState, keys: ApiKeys | None = None) -> Any:
+    from fastapi import Depends, FastAPI
+    from fastapi.responses import JSONResponse, Response, StreamingResponse
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    app = FastAPI(title="drugslm", description="Drug-information assistant (not medical advice)")
+    keys = keys or ApiKeys([])
+    settings, metrics = state.settings, state.metrics
 
-    @app.get("/health")
-    def health() -> dict[str, str]:
-        return {"status": "ok", "model": served.model_id}
-
-    @app.get("/v1/models")
-    def models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": served.model_id, "object": "model", "owned_by": "drugslm"}]}
-
-    @app.post("/v1/chat/completions")
-    def chat_completions(request: ChatCompletionRequest) -> dict[str, Any]:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        state.start()
         try:
-            text, prompt_tokens, completion_tokens, finish = served.complete(request)
-        except ValueError as error:
-            raise HTTPException(status_code=400, detail=str(error)) from error
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": served.model_id,
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
-            ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            yield
+        finally:
+            state.stop()
+
+    app = FastAPI(title="drugslm", description="Drug-information assistant (not medical advice)", lifespan=lifespan)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, error: ApiError) -> JSONResponse:
+        return JSONResponse(error.body, status_code=error.status, headers=error.headers)
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.requests.labels(getattr(route, "path", "other"), str(response.status_code)).inc()
+        return response
+
+    def authenticated(request: Request) -> None:
+        if not keys.accepts(request.headers.get("authorization")):
+            raise ApiError(401, "a valid API key is required: send Authorization: Bearer <key>",
+                           "authentication_error", "invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+
+    @app.get("/healthz")
+    @app.get("/health")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        ready = state.engine.alive
+        body = {
+            "status": "ready" if ready else "not ready",
+            "model": state.served.model_id,
+            "version": state.served.version,
+            "loading_version": state.pending_version,
+            "reload_error": state.reload_error,
         }
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics", dependencies=[Depends(authenticated)])
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/models", dependencies=[Depends(authenticated)])
+    def models() -> dict[str, Any]:
+        served = state.served
+        return {"object": "list", "data": [
+            {"id": served.model_id, "object": "model", "created": 0, "owned_by": "drugslm", "root": served.name}
+        ]}
+
+    @app.post("/v1/chat/completions", dependencies=[Depends(authenticated)])
+    async def chat_completions(request: Request) -> Any:
+        arrival = time.monotonic()
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
+            raise _too_large(settings.max_body_bytes)
+        raw = await request.body()
+        if len(raw) > settings.max_body_bytes:
+            raise _too_large(settings.max_body_bytes)
+        try:
+            body = ChatCompletionRequest.model_validate_json(raw)
+        except ValidationError as error:
+            first = error.errors()[0]
+            raise ApiError(400, f"invalid request: {'.'.join(map(str, first['loc']))}: {first['msg']}",
+                           "invalid_request_error", param=".".join(map(str, first["loc"]))) from error
+        served = state.served
+        if body.model not in {None, "", served.name, served.model_id}:
+            raise ApiError(404, f"model {body.model!r} is not served here; this server serves {served.model_id} "
+                           f"(or ask for {served.name!r})", "invalid_request_error", "model_not_found", "model")
+        max_tokens = body.requested_max_tokens() or min(settings.default_max_tokens, settings.max_tokens_limit)
+        if max_tokens > settings.max_tokens_limit:
+            raise ApiError(422, f"max_tokens is {max_tokens}; this server allows at most {settings.max_tokens_limit}",
+                           "invalid_request_error", "max_tokens_too_large", "max_tokens")
+        try:
+            prompt_ids = served.prompt_ids(body.messages)
+        except ValueError as error:
+            raise ApiError(400, str(error), "invalid_request_error", param="messages") from error
+        if len(prompt_ids) > settings.max_prompt_tokens:
+            raise ApiError(422, f"the prompt is {len(prompt_ids)} tokens; this server allows at most "
+                           f"{settings.max_prompt_tokens}", "invalid_request_error", "context_length_exceeded", "messages")
+
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[Event] = asyncio.Queue()
+        generation = GenerationRequest(
+            prompt_ids,
+            Sampling(max_tokens=max_tokens, temperature=body.temperature, top_p=body.top_p,
+                     stop=body.stop_strings, seed=body.seed),
+            emit=lambda event: _deliver(loop, events, event, metrics),
+        )
+        try:
+            state.engine.submit(generation)
+        except QueueFull as error:
+            raise ApiError(429, f"the server is busy ({settings.max_queue} requests waiting); retry shortly",
+                           "rate_limit_error", "queue_full",
+                           headers={"Retry-After": str(settings.retry_after_s)}) from error
+        deadline = loop.time() + settings.request_timeout_s
+
+        async def next_event() -> Event:
+            try:
+                return await asyncio.wait_for(events.get(), max(deadline - loop.time(), 0.0))
+            except TimeoutError:
+                generation.cancelled.set()
+                return Event("timeout")
+
+        start = await next_event()
+        if start.kind == "timeout":
+            raise ApiError(504, f"no answer within {settings.request_timeout_s:g} s; the request was cancelled",
+                           "timeout_error", "timeout")
+        if start.kind == "error":
+            raise ApiError(500, start.text, "server_error")
+        served_id = model_id(served.name, start.version)
+        headers = {"X-Model-Version": start.version}
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        first_text_seen = False
+
+        def observe_first() -> None:
+            nonlocal first_text_seen
+            if not first_text_seen:
+                first_text_seen = True
+                metrics.ttft.observe(time.monotonic() - arrival)
+
+        def finished(event: Event) -> None:
+            observe_first()
+            metrics.latency.observe(time.monotonic() - arrival)
+            metrics.prompt_tokens.inc(event.prompt_tokens)
+            metrics.generation_tokens.inc(event.completion_tokens)
+
+        if not body.stream:
+            parts: list[str] = []
+            while True:
+                event = await next_event()
+                if event.kind == "text":
+                    observe_first()
+                    parts.append(event.text)
+                elif event.kind == "finish":
+                    finished(event)
+                    return JSONResponse(completion_body(
+                        completion_id, served_id, "".join(parts), event.finish_reason or "stop",
+                        event.prompt_tokens, event.completion_tokens,
+                    ), headers=headers)
+                elif event.kind == "timeout":
+                    raise ApiError(504, f"no full answer within {settings.request_timeout_s:g} s; the request was "
+                                   "cancelled", "timeout_error", "timeout")
+                else:
+                    raise ApiError(500, event.text, "server_error")
+
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+        async def sse() -> AsyncIterator[str]:
+            created = int(time.time())
+            try:
+                yield _sse(chunk_body(completion_id, served_id, created, {"role": "assistant", "content": ""}))
+                while True:
+                    event = await next_event()
+                    if event.kind == "text":
+                        observe_first()
+                        yield _sse(chunk_body(completion_id, served_id, created, {"content": event.text}))
+                    elif event.kind == "finish":
+                        finished(event)
+                        yield _sse(chunk_body(completion_id, served_id, created, {}, event.finish_reason or "stop"))
+                        if include_usage:
+                            yield _sse(chunk_body(completion_id, served_id, created, {},
+                                                  usage_=usage(event.prompt_tokens, event.completion_tokens)))
+                        break
+                    else:  # headers are gone: the error travels in the stream, as OpenAI does
+                        message = (f"no full answer within {settings.request_timeout_s:g} s" if event.kind == "timeout"
+                                   else event.text)
+                        yield _sse(error_body(message, "timeout_error" if event.kind == "timeout" else "server_error"))
+                        break
+                yield "data: [DONE]\n\n"
+            finally:
+                generation.cancelled.set()  # the client went away: free its batch slot (no-op once finished)
+
+        return StreamingResponse(sse(), media_type="text/event-stream",
+                                 headers={**headers, "Cache-Control": "no-cache"})
 
     return app
+
+
+def _deliver(loop: asyncio.AbstractEventLoop, events: asyncio.Queue[Event], event: Event, metrics: ServerMetrics) -> None:
+    """Hand an engine event to the request's coroutine (called in the engine thread)."""
+    if event.finish_reason == "cancelled":
+        metrics.cancelled.inc()  # nobody awaits it any more
+        return
+    loop.call_soon_threadsafe(events.put_nowait, event)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"the request body is larger than {limit} bytes", "invalid_request_error", "request_too_large")
+
+
+def _sse(payload: dict[str, Any]) -> str:
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
