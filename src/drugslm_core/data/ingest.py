@@ -8,7 +8,6 @@ response body is kept as a raw payload for lineage.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 
 from pydantic import BaseModel, Field
 from tqdm.auto import tqdm
@@ -56,13 +55,18 @@ def qualify_colliding_ids(records: list[QARecord], relative: dict[str, str]) -> 
     """An id a file gives its record that another file also uses becomes ``<relative path>:<id>``,
     so that two distinct records are never taken for duplicates (``faq.csv`` in two folders).
     Returns how many records were renamed."""
-    sources_by_id: dict[str, set[str]] = defaultdict(set)
+    # One dict entry per id (its first file), and a set of the ids seen in a second file: a set per
+    # id would cost more memory than the records of a large file.
+    first_source: dict[str, str] = {}
+    shared: set[str] = set()
     for record in records:
         if record.source in relative and record.id is not None:
-            sources_by_id[record.id].add(record.source)
+            if first_source.setdefault(record.id, record.source) != record.source:
+                shared.add(record.id)
+    del first_source
     renamed = 0
     for index, record in enumerate(records):
-        if record.id is not None and len(sources_by_id.get(record.id, ())) > 1:
+        if record.id is not None and record.id in shared:
             records[index] = record.model_copy(update={"id": f"{relative[record.source]}:{record.id}"})
             renamed += 1
     return renamed

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import itertools
 import json
 import logging
 import sys
@@ -149,6 +150,16 @@ class _Context:
     """The file's path relative to the configured source (a folder) or its name: generated ids use it."""
     overrides: FieldMap
     notes: list[str] = field(default_factory=list)
+    source: str = ""
+    """``str(path)``, made once: every record of the file shares the one string."""
+    texts: dict[str, str] = field(default_factory=dict)
+    """One copy of each repeated focus value (a large file names a few hundred drugs, not a million)."""
+
+    def __post_init__(self) -> None:
+        self.source = str(self.path)
+
+    def shared(self, value: str) -> str:
+        return self.texts.setdefault(value, value) if len(self.texts) < 100_000 else value
 
 
 def _scalar_text(value: Any) -> str | None:
@@ -192,15 +203,31 @@ def _records(ctx: _Context, units: Iterable[_Unit]) -> Iterator[QARecord]:
     )
     if alpaca_input:
         ctx.notes.append("instruction + input joined into the question")
-    for unit in (*head, *units):
+    for unit in itertools.chain(head, units):  # not (*head, *units): that would hold every row at once
         yield _record(ctx, unit, fields, alpaca_input)
+
+
+_ALL_FIELDS = set(QARecord.model_fields)
+
+
+def _new_record(**values: Any) -> QARecord:
+    """A record without re-validation and with one fields-set shared by all records.
+
+    The readers already guarantee the types (text or ``None``). Pydantic gives every instance its
+    own set of the field names it was given (~700 bytes, more than a typical question); a large
+    file holds millions of records, so they share one set holding *all* field names (adding a
+    name to it on attribute assignment is then a no-op)."""
+    values.setdefault("section", None)
+    values.setdefault("rejected", None)
+    values.setdefault("raw", None)
+    return QARecord.model_construct(_fields_set=_ALL_FIELDS, **values)
 
 
 def _record(ctx: _Context, unit: _Unit, fields: FieldMap, alpaca_input: str | None) -> QARecord:
     generated_id = f"{ctx.relative}:{unit.locator}"
     if unit.row is None:
-        return QARecord(
-            id=generated_id, question=None, answer=None, focus=ctx.path.stem, source=str(ctx.path),
+        return _new_record(
+            id=generated_id, question=None, answer=None, focus=ctx.path.stem, source=ctx.source,
             locator=unit.locator, rejected=unit.rejected, raw=(unit.raw or "")[:RAW_CHARS] or None,
         )
     row = unit.row
@@ -213,12 +240,12 @@ def _record(ctx: _Context, unit: _Unit, fields: FieldMap, alpaca_input: str | No
             question = f"{question.rstrip()}\n\n{extra.strip()}" if question and question.strip() else extra
     record_id = _scalar_text(row.get(fields.id)) if fields.id else None
     focus = _scalar_text(row.get(fields.focus)) if fields.focus else None
-    return QARecord(
+    return _new_record(
         id=record_id if record_id not in (None, "") else generated_id,
         question=question,
         answer=answer,
-        focus=(focus or ctx.path.stem).strip() or ctx.path.stem,
-        source=str(ctx.path),
+        focus=ctx.shared((focus or ctx.path.stem).strip() or ctx.path.stem),
+        source=ctx.source,
         locator=unit.locator,
         rejected="; ".join(problems) or None,
     )
