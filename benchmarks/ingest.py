@@ -62,13 +62,18 @@ def main(argv: list[str] | None = None) -> int:
 # --- peak memory of ingesting one large JSONL, in child processes ---------------------------------
 
 CHILD_IMPORTS = (
-    "import resource, sys, json\n"
+    "import sys, json\n"
     "from pathlib import Path\n"
     "from drugslm_core.config import DataSettings, SourceFile\n"
     "from drugslm_core.data.ingest import ingest_sources\n"
     "from drugslm_core.data.records import QARecord\n"
 )
-CHILD_REPORT = "print(json.dumps({'peak_kb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 'records': n}))\n"
+# VmHWM (the peak RSS of this process image), not getrusage's ru_maxrss: Linux carries the
+# parent's high-water mark over fork + exec, so a child of a large parent would report the parent's.
+CHILD_REPORT = (
+    "peak = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+    "print(json.dumps({'peak_kb': peak, 'records': n}))\n"
+)
 CHILDREN = {
     "idle": "n = 0\n",
     "streaming": (
