@@ -373,3 +373,11 @@ def test_generated_ids_come_from_the_path_below_the_configured_folder(tmp_path):
     ingested = ingest_sources(DataSettings(include_sample_corpus=False, files=[SourceFile(path=tmp_path)]))
     assert [r.id for r in ingested.records.records] == ["x/faq.jsonl:line 1", "y/faq.jsonl:line 1"]
     assert re.fullmatch(r"faq\.jsonl:line 1", read_file(SourceFile(path=tmp_path / "x" / "faq.jsonl")).records[0].id)
+
+
+def test_two_columns_with_one_name_are_refused(tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text("question,answer,Answer\nQ?,first,second\n", encoding="utf-8")
+    with pytest.raises(SourceFormatError, match="two columns named 'answer' and 'Answer'") as caught:
+        read_file(SourceFile(path=path))
+    assert caught.value.record == "row 1"

@@ -446,6 +446,17 @@ def _sniff_delimiter(path: Path, sample: str) -> str:
     return delimiter
 
 
+def _check_header(path: Path, header: list[str], where: str) -> None:
+    """Two columns with the same name would silently lose one of them: refuse the file."""
+    seen: dict[str, str] = {}
+    for name in header:
+        if name and _normalise(name) in seen:
+            raise SourceFormatError(
+                path, f"the header has two columns named {seen[_normalise(name)]!r} and {name!r}; rename one", where
+            )
+        seen[_normalise(name)] = name
+
+
 def _csv_units(path: Path, handle: TextIO, encoding: str, delimiter: str | None, notes: list[str]) -> Iterator[_Unit]:
     csv.field_size_limit(sys.maxsize)  # fields of any size (a 1 MB answer is text, not an error)
     try:
@@ -477,6 +488,7 @@ def _csv_units(path: Path, handle: TextIO, encoding: str, delimiter: str | None,
                 continue  # a blank line holds no record
             if header is None:
                 header = [cell.lstrip("\ufeff").strip() for cell in cells]
+                _check_header(path, header, f"row {number}")
                 continue
             locator = f"row {number}"
             width = len(header)
@@ -505,7 +517,8 @@ def _xlsx_units(path: Path, notes: list[str]) -> Iterator[_Unit]:
     except Exception as error:  # openpyxl raises zipfile/KeyError/InvalidFileException for broken files
         raise SourceFormatError(path, f"not a readable XLSX workbook ({type(error).__name__}: {error})") from error
     try:
-        sheets = [ws for ws in workbook.worksheets if ws.max_row and ws.max_row > 0]
+        # Every sheet (max_row is unknown in read-only mode for files without a <dimension>).
+        sheets = list(workbook.worksheets)
         if len(sheets) > 1:
             notes.append(f"sheets {[ws.title for ws in sheets]}")
         for sheet in sheets:
@@ -518,6 +531,7 @@ def _xlsx_units(path: Path, notes: list[str]) -> Iterator[_Unit]:
                     header = ["" if v is None else str(v).strip() for v in values]
                     while header and not header[-1]:
                         header.pop()
+                    _check_header(path, header, f"{prefix}row {number}")
                     continue
                 locator = f"{prefix}row {number}"
                 extra = values[len(header):]
