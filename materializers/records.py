@@ -37,14 +37,27 @@ class RecordBatchMaterializer(_PreviewMaterializer):
     ASSOCIATED_TYPES: ClassVar[tuple[type, ...]] = (RecordBatch,)
 
     def render(self, data: RecordBatch) -> str:
-        rows = ((r.id, r.focus, r.section, r.question, r.answer, r.source, r.locator) for r in data.records[:PREVIEW_ROWS])
+        rows = (
+            (r.id, r.focus, r.section, r.question, r.answer, r.source, r.locator, r.rejected)
+            for r in data.records[:PREVIEW_ROWS]
+        )
+        files = (
+            "Files read: each unit the file holds is one record",
+            ("file", "format", "held", "unit", "records here", "how it was read"),
+            [(c.source, c.format, c.held, c.unit, data.counts_by_source().get(c.source, 0), c.note) for c in data.files],
+        ) if data.files else None
         return html_table(
             "Records", f"{len(data)} records by source: {data.counts_by_source()}",
-            ("id", "focus", "section", "question", "answer", "source", "where"), rows, len(data), PREVIEW_ROWS,
+            ("id", "focus", "section", "question", "answer", "source", "where", "rejected by reader"), rows, len(data),
+            PREVIEW_ROWS, before=files,
         )
 
     def extract_metadata(self, data: RecordBatch) -> dict[str, Any]:
-        return {"records": len(data), "by_source": data.counts_by_source(), "fingerprint": data.fingerprint()}
+        return {
+            "records": len(data), "by_source": data.counts_by_source(), "fingerprint": data.fingerprint(),
+            "held_per_file": {c.source: c.held for c in data.files},
+            "rejected_by_reader": sum(r.rejected is not None for r in data.records),
+        }
 
 
 class QuarantineMaterializer(_PreviewMaterializer):
@@ -52,16 +65,27 @@ class QuarantineMaterializer(_PreviewMaterializer):
 
     def render(self, data: Quarantine) -> str:
         rows = (
-            (i.record.id, i.record.source, i.record.locator, "; ".join(i.reasons), i.record.question)
+            (i.record.id, i.record.source, i.record.locator, "; ".join(i.reasons), i.record.question,
+             i.record.answer, i.record.raw)
             for i in data.items[:PREVIEW_ROWS]
         )
+        files = (
+            "Per file: held in the file = accepted + quarantined",
+            ("file", "held", "accepted", "quarantined"),
+            [(t.source, t.held, t.accepted, t.quarantined) for t in data.per_file],
+        ) if data.per_file else None
         return html_table(
             "Quarantine", f"{len(data)} records rejected; reasons: {data.reason_counts()}",
-            ("id", "source", "where", "reasons", "question"), rows, len(data), PREVIEW_ROWS,
+            ("id", "source", "where", "reasons", "question", "answer", "unparsed row"), rows, len(data), PREVIEW_ROWS,
+            before=files,
         )
 
     def extract_metadata(self, data: Quarantine) -> dict[str, Any]:
-        return {"quarantined": len(data), "reasons": data.reason_counts()}
+        return {
+            "quarantined": len(data), "reasons": data.reason_counts(),
+            "per_file": {t.source: {"held": t.held, "accepted": t.accepted, "quarantined": t.quarantined}
+                         for t in data.per_file},
+        }
 
 
 DATASET_FILE = "dataset.parquet"

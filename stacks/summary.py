@@ -25,6 +25,8 @@ def last_run_summary(pipeline_name: str = "training_pipeline") -> dict:
     summary.update(
         records_accepted=len(accepted),
         records_quarantined=len(quarantine),
+        records_per_file={t.source: {"held": t.held, "accepted": t.accepted, "quarantined": t.quarantined}
+                          for t in getattr(quarantine, "per_file", [])},
         base_eval_perplexity=round(evaluation.base.perplexity, 3),
         tuned_eval_perplexity=round(evaluation.tuned.perplexity, 3),
         champion_eval_perplexity=round(evaluation.champion.perplexity, 3) if evaluation.champion else None,

@@ -41,7 +41,11 @@ def ingest(settings: DataSettings) -> tuple[
 ]:
     """Bundled leaflets, configured files and PDFs, enabled connectors; raw HTTP bodies kept."""
     result = ingest_sources(settings)
-    log_metadata({"sources": [s.model_dump() for s in result.sources]})
+    log_metadata({
+        "sources": [s.model_dump() for s in result.sources],
+        "files": {c.source: {"held": c.held, "unit": c.unit, "format": c.format, "note": c.note} for c in result.files},
+        "unhandled_files": result.unhandled, "skipped_os_litter": result.skipped, "ids_qualified": result.renamed_ids,
+    })
     return result.records, result.documents, result.payloads
 
 
@@ -76,7 +80,9 @@ def validate(records: RecordBatch, duplicates: Quarantine, settings: ValidationS
     gate = apply_quality_gate(records, settings, upstream=duplicates)
     log_metadata(
         {"records_in": gate.records_in, "accepted": len(gate.accepted), "quarantined": len(gate.quarantine),
-         "reasons": gate.quarantine.reason_counts()}
+         "reasons": gate.quarantine.reason_counts(),
+         "per_file": {t.source: {"held": t.held, "accepted": t.accepted, "quarantined": t.quarantined}
+                      for t in gate.quarantine.per_file}}
     )
     return gate.accepted, gate.quarantine, gate.summary()
 

@@ -42,8 +42,13 @@ class SourceFile(Section):
     """A local file of question/answer records (or a PDF leaflet) to ingest."""
 
     path: Path
-    format: Literal["auto", "json", "jsonl", "csv", "xml", "pdf"] = "auto"
+    format: Literal["auto", "json", "jsonl", "csv", "tsv", "xml", "xlsx", "parquet", "pdf"] = "auto"
     fields: FieldMap = Field(default_factory=FieldMap)
+    encoding: str | None = None
+    """Text files: their encoding; ``None`` uses the BOM, else UTF-8, else detects (charset-normalizer,
+    Windows code pages) and names the detected one in the ingest summary."""
+    delimiter: str | None = None
+    """CSV: the field delimiter; ``None`` sniffs ``,`` ``;`` or tab from the first rows."""
     drug: str | None = None
     """PDF leaflets: the drug the leaflet is about (default: its title line, else the file stem)."""
     language: Literal["en", "pt"] = "en"
@@ -162,7 +167,8 @@ class PIISettings(Section):
 
 
 class CleaningSettings(Section):
-    unicode_form: Literal["NFC", "NFKC"] = "NFKC"
+    unicode_form: Literal["NFC", "NFKC"] = "NFC"
+    """NFC keeps ½, ², µ, ×, ≤ as written; NFKC would turn "1½" into "11⁄2" and "10⁹" into "109"."""
     strip_html: bool = True
     boilerplate_patterns: list[str] = Field(
         default_factory=lambda: [

@@ -39,14 +39,13 @@ def process(path: Path):
 
 ERRORS = {
     "truncated.json": ("invalid JSON (Unterminated string starting at at line 2, column 27)", None, None),
-    "latin1.csv": ("not valid UTF-8", "line 2", None),
     "empty.jsonl": ("file is empty", None, None),
     "binary.json": ("looks like a binary file", None, None),
     "not_a_pdf.pdf": ("not a PDF", None, None),
     "truncated.pdf": ("not a readable PDF", None, None),
     "wrong_root.xml": ("expected a MedQuAD <Document> root (or <DiseaseFile>, <doc>), got <Root>", None, None),
     "no_answer_column.csv": ("no answer field found", None, "answer"),
-    "non_object_line.jsonl": ("expected an object, got str", "line 2", None),
+    "entities.xml": ("refused XML: DTDForbidden", None, None),
 }
 
 
@@ -73,7 +72,7 @@ QUARANTINED = {
     # file: (accepted ids, {quarantined id: reason kinds})
     "huge_line.jsonl": ({"g1"}, {"huge": ["length"]}),
     "missing_fields.json": (
-        {"g1", "missing_fields:record 3"},
+        {"g1", "missing_fields.json:record 3"},
         {"m-no-answer": ["missing"], "m-null-question": ["missing"]},
     ),
     "duplicates.jsonl": (
@@ -81,6 +80,7 @@ QUARANTINED = {
         {"dup-exact": ["duplicate_of"], "dup-spacing": ["duplicate_of"], "g2": ["duplicate_of"], "near-2": ["duplicate_of"]},
     ),
     "html_junk.json": ({"h1", "h3"}, {"h2": ["empty", "length"]}),
+    "non_object_line.jsonl": ({"g1"}, {"non_object_line.jsonl:line 2": ["wrong_type"]}),
     "empty_answers.xml": ({"MPlusDrugs:0000099-1"}, {"MPlusDrugs:0000099-2": ["empty", "length"], "MPlusDrugs:0000099-3": ["empty", "length"]}),
 }
 

@@ -32,9 +32,9 @@ def test_normalize_text_unicode_and_whitespace():
     assert normalize_text(text) == "Take two tablets daily.\n\nStore below 25 °C.\nKeep dry."
 
 
-def test_normalize_nfkc_folds_compatibility_characters():
-    assert normalize_text("ﬁlm-coated ５ mg") == "film-coated 5 mg"
-    assert normalize_text("ﬁlm", "NFC") == "ﬁlm"
+def test_normalize_nfkc_folds_compatibility_characters_only_when_asked():
+    assert normalize_text("ﬁlm-coated ５ mg", "NFKC") == "film-coated 5 mg"
+    assert normalize_text("ﬁlm 1½ 10⁹") == "ﬁlm 1½ 10⁹"  # NFC, the default, keeps them
 
 
 def test_strip_html_keeps_visible_text_and_structure():

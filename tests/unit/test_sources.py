@@ -79,8 +79,8 @@ def test_json_list(tmp_path):
     assert [(r.question, r.answer) for r in records] == [(Q1, A1), (Q2, A2)]
     assert [r.locator for r in records] == ["record 0", "record 1"]
     assert all(r.source == str(path) for r in records)
-    # no id or focus field: id from file stem + locator, focus from file stem
-    assert [r.id for r in records] == ["list:record 0", "list:record 1"]
+    # no id or focus field: id from the file path (relative to the configured source) + locator, focus from the stem
+    assert [r.id for r in records] == ["list.json:record 0", "list.json:record 1"]
     assert {r.focus for r in records} == {"list"}
 
 
@@ -258,10 +258,11 @@ def test_detect_field_prefers_earlier_candidate():
     assert detect_field(["foo", "bar"], ("question",)) is None
 
 
-def test_non_string_values_become_text(tmp_path):
+def test_numeric_id_becomes_text_and_non_string_answer_is_rejected_as_wrong_type(tmp_path):
     path = write_json(tmp_path / "d.json", [{"id": 17, "question": Q1, "answer": 42}])
     [record] = read(path)
-    assert (record.id, record.answer) == ("17", "42")
+    assert (record.id, record.answer) == ("17", "42")  # kept visible for the quarantine view
+    assert record.rejected == "wrong_type: field 'answer' holds a int, not text"
 
 
 def test_explicit_field_map(tmp_path):
@@ -293,12 +294,12 @@ def test_json_record_missing_answer_is_returned_with_none(tmp_path):
     assert records[1].question == Q2
 
 
-def test_csv_short_row_gives_answer_none(tmp_path):
+def test_csv_short_row_is_rejected_as_ragged_with_its_row_number(tmp_path):
     path = tmp_path / "short.csv"
     path.write_text(f"question,answer\n{Q2}\n", encoding="utf-8")
     [record] = read(path)
-    assert record.question == Q2
-    assert record.answer is None
+    assert record.rejected == "ragged_row: row 2 has 1 fields, the header has 2"
+    assert record.raw == f"{Q2}\n" and record.locator == "row 2"
 
 
 # --- errors -------------------------------------------------------------------------
@@ -322,18 +323,17 @@ def test_jsonl_bad_line_named(tmp_path):
     path.write_text(
         json.dumps({"question": Q1, "answer": A1}) + "\n\n" + '{"question": "oops", \n', encoding="utf-8"
     )
-    with pytest.raises(SourceFormatError) as caught:
-        read(path)
-    assert caught.value.record == "line 3"
-    assert "line 3" in str(caught.value)
-    assert str(path) in str(caught.value)
+    good, bad = read(path)
+    assert good.rejected is None and bad.locator == "line 3"
+    assert bad.rejected.startswith("unparsable_row: invalid JSON (")
+    assert bad.raw == '{"question": "oops", \n'
 
 
 def test_jsonl_non_object_line(tmp_path):
     path = tmp_path / "list.jsonl"
     path.write_text(json.dumps({"question": Q1, "answer": A1}) + "\n[1, 2]\n", encoding="utf-8")
-    with pytest.raises(SourceFormatError, match="line 2: expected an object, got list"):
-        read(path)
+    good, bad = read(path)
+    assert (bad.locator, bad.rejected, bad.raw) == ("line 2", "wrong_type: line 2 is a list, not an object", "[1, 2]\n")
 
 
 @pytest.mark.parametrize("missing", ["question", "answer"])
@@ -379,9 +379,17 @@ def test_binary_file(tmp_path):
 def test_latin1_bytes(tmp_path):
     path = tmp_path / "latin.csv"
     path.write_bytes("question,answer\nWhat is paracetamol?,Fièvre et douleur\n".encode("latin-1"))
-    with pytest.raises(SourceFormatError, match="not valid UTF-8") as caught:
-        read(path)
-    assert str(path) in str(caught.value)
+    [record] = read(path)
+    assert record.answer == "Fièvre et douleur"  # detected (cp1252, a superset of latin-1's letters)
+
+
+def test_configured_encoding_wins_and_a_wrong_one_is_named(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("question,answer\nQuestão?,Ação\n".encode("latin-1"))
+    assert read(path, encoding="latin-1")[0].answer == "Ação"
+    with pytest.raises(SourceFormatError, match="not valid utf-8") as caught:
+        read(path, encoding="utf-8")
+    assert caught.value.record == "line 2" and str(path) in str(caught.value)
 
 
 def test_unknown_suffix(tmp_path):
@@ -398,8 +406,8 @@ def test_file_not_found(tmp_path):
 
 def test_json_list_of_non_objects(tmp_path):
     path = write_json(tmp_path / "ints.json", [{"question": Q1, "answer": A1}, 3])
-    with pytest.raises(SourceFormatError, match="record 1: expected an object, got int"):
-        read(path)
+    good, bad = read(path)
+    assert (bad.locator, bad.rejected, bad.raw) == ("record 1", "wrong_type: record 1 is a int, not an object", "3")
 
 
 def test_json_scalar_document(tmp_path):

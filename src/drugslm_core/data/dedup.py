@@ -2,7 +2,8 @@
 
 The first record of a group is kept; every later one is reported with the id of the
 record it duplicates, so the caller can quarantine it with ``duplicate_of:<id>``.
-Records without a question or answer are not compared (the quality gate handles them).
+Records without a question or answer, and records a reader rejected, are not compared (the quality
+gate handles them).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def find_duplicates(records: Sequence[QARecord], settings: DedupSettings) -> lis
     duplicates: list[Duplicate] = []
     comparable = [
         i for i, r in enumerate(records)
-        if r.question and r.question.strip() and r.answer and r.answer.strip()
+        if r.rejected is None and r.question and r.question.strip() and r.answer and r.answer.strip()
     ]
     exact_kept: dict[str, int] = {}
     survivors = []

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
+from drugslm_core.data.cleaning import CONTROL_TOKENS, neutralise_control_tokens
 from drugslm_core.data.records import RecordBatch
 
 
@@ -44,6 +45,16 @@ class InstructionDataset(BaseModel):
         return digest.hexdigest()
 
 
+def special_token_strings(tokenizer: Any) -> list[str]:
+    """The strings this tokenizer turns into special tokens (``<|im_end|>`` …), plus the fixed list."""
+    found = set(CONTROL_TOKENS)
+    found.update(t for t in getattr(tokenizer, "all_special_tokens", None) or [] if isinstance(t, str))
+    for token in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values():
+        if getattr(token, "special", False) and getattr(token, "content", None):
+            found.add(token.content)
+    return sorted(t for t in found if len(t) > 1)
+
+
 def conversation(question: str, system_prompt: str, domain_tag: str) -> list[dict[str, str]]:
     user = f"{domain_tag} {question.strip()}" if domain_tag else question.strip()
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
@@ -64,13 +75,18 @@ def build_instruction_dataset(
     domain_tag: str,
     base_model_sha256: str = "",
 ) -> InstructionDataset:
-    """Render each record with the base model's chat template into prompt + completion."""
+    """Render each record with the base model's chat template into prompt + completion.
+
+    The tokenizer's own special-token strings inside a question or answer are neutralised
+    (``<|im_end|>`` → ``< |im_end| >``) so that text can never end a turn or open one."""
     examples = []
+    specials = special_token_strings(tokenizer)
     for record in batch.records:
         if record.id is None or record.question is None or record.answer is None:
             raise ValueError(f"record {record.locator} in {record.source} was not validated")
-        answer = record.answer.strip()
-        messages = conversation(record.question, system_prompt, domain_tag)
+        question, _ = neutralise_control_tokens(record.question, specials)
+        answer, _ = neutralise_control_tokens(record.answer.strip(), specials)
+        messages = conversation(question, system_prompt, domain_tag)
         prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         full = tokenizer.apply_chat_template(
             messages + [{"role": "assistant", "content": answer}], tokenize=False
@@ -82,7 +98,7 @@ def build_instruction_dataset(
                 id=record.id,
                 focus=record.focus,
                 section=record.section,
-                question=record.question.strip(),
+                question=question.strip(),
                 answer=answer,
                 prompt=prompt,
                 completion=full[len(prompt):],

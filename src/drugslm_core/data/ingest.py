@@ -17,9 +17,9 @@ from drugslm_core.data.connectors import acknowledge_runs, quarantine_records, r
 from drugslm_core.data.connectors.pdf import read_pdf_leaflet
 from drugslm_core.data.documents import DocumentBatch, RawPayloadBatch
 from drugslm_core.data.questions import documents_to_records
-from drugslm_core.data.records import RecordBatch
+from drugslm_core.data.records import QARecord, RecordBatch, SourceCount
 from drugslm_core.data.sample_corpus import leaflet_records
-from drugslm_core.data.sources import detect_format, expand_sources, read_source_file
+from drugslm_core.data.sources import detect_format, read_file, scan_sources
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,39 @@ class IngestResult(BaseModel):
     documents: DocumentBatch
     payloads: RawPayloadBatch
     sources: list[SourceSummary] = Field(default_factory=list)
+    files: list[SourceCount] = Field(default_factory=list)
+    """Per question/answer file: what it holds (each unit became one record)."""
+    unhandled: list[str] = Field(default_factory=list)
+    """Files in a configured folder that no reader handles (not read; listed in a warning)."""
+    skipped: list[str] = Field(default_factory=list)
+    """OS litter (``._*``, ``.DS_Store``, …) skipped by name."""
+    renamed_ids: int = 0
+    """Records whose own id also occurs in another file: their ids were qualified with the file's path."""
+
+
+def qualify_colliding_ids(records: list[QARecord], relative: dict[str, str]) -> int:
+    """An id a file gives its record that another file also uses becomes ``<relative path>:<id>``,
+    so that two distinct records are never taken for duplicates (``faq.csv`` in two folders).
+    Returns how many records were renamed."""
+    # One dict entry per id (its first file), and a set of the ids seen in a second file: a set per
+    # id would cost more memory than the records of a large file.
+    first_source: dict[str, str] = {}
+    shared: set[str] = set()
+    for record in records:
+        if record.source in relative and record.id is not None:
+            if first_source.setdefault(record.id, record.source) != record.source:
+                shared.add(record.id)
+    del first_source
+    renamed = 0
+    for index, record in enumerate(records):
+        if record.id is not None and record.id in shared:
+            records[index] = record.model_copy(update={"id": f"{relative[record.source]}:{record.id}"})
+            renamed += 1
+    return renamed
+
+
+def file_summary_lines(files: list[SourceCount]) -> list[str]:
+    return [f"{c.source}: {c.held} {c.unit} ({c.format}{', ' + c.note if c.note else ''})" for c in files]
 
 
 def ingest_sources(settings: DataSettings) -> IngestResult:
@@ -56,24 +89,44 @@ def ingest_sources(settings: DataSettings) -> IngestResult:
     records = leaflet_records() if settings.include_sample_corpus else []
     summaries = [SourceSummary(source="sample-corpus", records=len(records))] if records else []
     documents = []
-    files = list(expand_sources(settings.files))
-    file_records, without_records = 0, []
-    for source in tqdm(files, desc="ingest files", unit="file", disable=len(files) < 20):
+    scan = scan_sources(settings.files)
+    if scan.litter:
+        logger.info("Skipped %d OS litter file(s) by name: %s", len(scan.litter), scan.litter[:10])
+    if scan.unhandled:
+        logger.warning(
+            "%d file(s) in the configured folders have a type no reader handles and were NOT read "
+            "(name the format with data.files[].format, or remove them): %s",
+            len(scan.unhandled), scan.unhandled[:20],
+        )
+    file_records: list[QARecord] = []
+    counts: list[SourceCount] = []
+    relative: dict[str, str] = {}
+    without_records = []
+    for source, rel in tqdm(scan.files, desc="ingest files", unit="file", disable=len(scan.files) < 20):
         fmt = detect_format(source.path) if source.format == "auto" else source.format
         if fmt == "pdf":
             documents.append(read_pdf_leaflet(source.path, source.drug, source.language))
             continue
-        found = read_source_file(source)
-        if not found:
+        read = read_file(source, rel)
+        if len(read.records) != read.count.held:  # each unit of the file is exactly one record
+            raise AssertionError(f"{source.path}: {read.count.held} {read.count.unit} held, {len(read.records)} records")
+        if not read.records:
             without_records.append(str(source.path))
-        file_records += len(found)
-        records.extend(found)
+        relative[str(source.path)] = rel
+        counts.append(read.count)
+        file_records.extend(read.records)
+    renamed = qualify_colliding_ids(file_records, relative)
+    if renamed:
+        logger.warning("%d record(s) use an id another file also uses: qualified with their file's path", renamed)
+    records.extend(file_records)
     if without_records:
         logger.warning("%d file(s) hold no question/answer pairs: %s", len(without_records), without_records[:10])
-    if files:
+    if counts:
+        logger.info("Files read (held = records):\n  %s", "\n  ".join(file_summary_lines(counts)))
+    if scan.files:
         summaries.append(
             SourceSummary(
-                source="files", documents=len(documents), records=file_records,
+                source="files", documents=len(documents), records=len(file_records),
                 files_without_records=len(without_records),
             )
         )
@@ -89,8 +142,9 @@ def ingest_sources(settings: DataSettings) -> IngestResult:
             "no records ingested: enable data.include_sample_corpus, list data.files or enable a data.connectors source"
         )
     result = IngestResult(
-        records=RecordBatch(records=records), documents=DocumentBatch(documents=documents),
-        payloads=RawPayloadBatch(payloads=payloads), sources=summaries,
+        records=RecordBatch(records=records, files=counts), documents=DocumentBatch(documents=documents),
+        payloads=RawPayloadBatch(payloads=payloads), sources=summaries, files=counts,
+        unhandled=scan.unhandled, skipped=scan.litter, renamed_ids=renamed,
     )
     acknowledge_runs(runs)  # ingest holds the connectors' documents now: their staged pages are done
     logger.info(
@@ -104,4 +158,4 @@ def ingest_records(settings: DataSettings, chunking: ChunkingSettings | None = N
     """Records only: documents (PDFs, connectors) are turned into records with ``chunking``."""
     result = ingest_sources(settings)
     extra, _ = documents_to_records(result.documents.documents, chunking or ChunkingSettings())
-    return RecordBatch(records=result.records.records + extra)
+    return RecordBatch(records=result.records.records + extra, files=result.files)

@@ -27,12 +27,41 @@ class QARecord(BaseModel):
     """Where in the source: ``record 3``, ``line 12``, ``row 7``, ``QAPair qid=…``."""
     section: str | None = None
     """Question type / leaflet section (indication, dosage, …) when known."""
+    rejected: str | None = None
+    """Set by the reader when the row itself is unusable (``unparsable_row: …``, ``ragged_row: …``,
+    ``wrong_type: …``): the record is still counted, and the quality gate quarantines it with this reason."""
+    raw: str | None = None
+    """The source text of a row the reader could not map to fields (for the quarantine view; PII scrubbed by clean)."""
+
+
+class SourceCount(BaseModel):
+    """What one question/answer file holds, counted by its reader while reading it."""
+
+    source: str
+    format: str
+    held: int
+    """Units in the file (data rows, non-blank lines, QA pair elements, list items): each one becomes
+    exactly one record, accepted or quarantined."""
+    unit: str
+    note: str = ""
+    """How it was read: detected encoding, delimiter, record lists, …"""
+
+
+class FileTally(BaseModel):
+    """Per file: held in the file = accepted + quarantined (set by the quality gate)."""
+
+    source: str
+    held: int
+    accepted: int
+    quarantined: int
 
 
 class RecordBatch(BaseModel):
     """An ordered batch of records with per-source counts."""
 
     records: list[QARecord] = Field(default_factory=list)
+    files: list[SourceCount] = Field(default_factory=list)
+    """Per question/answer file: how many units it holds (empty for batches not read from files)."""
 
     def __len__(self) -> int:
         return len(self.records)
@@ -56,6 +85,8 @@ class Quarantine(BaseModel):
     """Records the quality gate rejected, each with every reason it failed."""
 
     items: list[QuarantinedRecord] = Field(default_factory=list)
+    per_file: list[FileTally] = Field(default_factory=list)
+    """Per question/answer file: held = accepted + quarantined (filled by the quality gate)."""
 
     def __len__(self) -> int:
         return len(self.items)

@@ -17,7 +17,14 @@ from pydantic import BaseModel, Field
 from tqdm.auto import tqdm
 
 from drugslm_core.config import CleaningSettings
-from drugslm_core.data.cleaning import compile_patterns, looks_like_html, normalize_text, remove_boilerplate, strip_html
+from drugslm_core.data.cleaning import (
+    compile_patterns,
+    looks_like_html,
+    neutralise_control_tokens,
+    normalize_text,
+    remove_boilerplate,
+    strip_html,
+)
 from drugslm_core.data.dedup import find_duplicates
 from drugslm_core.data.documents import DocumentBatch
 from drugslm_core.data.pii import scrub_pii
@@ -41,6 +48,10 @@ class CleaningStats(BaseModel):
     pii: dict[str, int] = Field(default_factory=dict)
     emptied: int = 0
     """Records with a non-blank answer before cleaning and a blank one after (the gate quarantines them)."""
+    control_tokens: int = 0
+    """Chat-template control strings (``<|im_end|>`` …) neutralised (``< |im_end| >``)."""
+    rejected_by_reader: int = 0
+    """Records a reader could not use (ragged/unparsable rows, wrong types): passed on for the gate to quarantine."""
 
     @property
     def duplicates(self) -> int:
@@ -72,16 +83,31 @@ def clean_text(
     counters["boilerplate_lines"] += removed
     if removed:
         value = normalize_text(value, settings.unicode_form)
-    if settings.pii.enabled:
-        value, found = scrub_pii(value, settings.pii.kinds, settings.pii.allow)
-        for kind, count in found.items():
-            counters[f"pii:{kind}"] += count
+    value, neutralised = neutralise_control_tokens(value)
+    counters["control_tokens"] += neutralised
+    return scrub_text(value, settings, counters)
+
+
+def scrub_text(
+    text: str | None, settings: CleaningSettings, counters: Counter[str], numbering: dict[str, str] | None = None
+) -> str | None:
+    """PII only (ids, file paths, locators, unparsed rows): no other change."""
+    if text is None or not settings.pii.enabled:
+        return text
+    value, found = scrub_pii(text, settings.pii.kinds, settings.pii.allow, numbering)
+    for kind, count in found.items():
+        counters[f"pii:{kind}"] += count
     return value
 
 
 def clean_record(
-    record: QARecord, settings: CleaningSettings, patterns: Sequence[re.Pattern[str]], totals: Counter[str]
+    record: QARecord, settings: CleaningSettings, patterns: Sequence[re.Pattern[str]], totals: Counter[str],
+    numbering: dict[str, str] | None = None,
 ) -> QARecord:
+    """Question and answer through every stage; every other text field (id, focus, section, source,
+    locator, raw row) scrubbed of PII, so no artifact after ``clean`` holds personal data. Ids and
+    source paths get numbered placeholders (``[EMAIL#1]``) so distinct ones stay distinct."""
+    numbering = {} if numbering is None else numbering
     question_counts: Counter[str] = Counter()
     answer_counts: Counter[str] = Counter()
     question = clean_text(record.question, settings, patterns, question_counts)
@@ -90,13 +116,25 @@ def clean_record(
     totals["html"] += bool(both["html"])
     totals["normalized"] += bool(both["normalized"])
     totals["boilerplate_lines"] += both["boilerplate_lines"]
+    totals["control_tokens"] += both["control_tokens"]
     for key, value in both.items():
         if key.startswith("pii:"):
             totals[key] += value
     if record.answer and record.answer.strip() and not (answer or "").strip():
         totals["emptied"] += 1
-    focus = normalize_text(record.focus, settings.unicode_form) or record.focus
-    return record.model_copy(update={"question": question, "answer": answer, "focus": focus})
+    other: Counter[str] = Counter()
+    focus = scrub_text(normalize_text(record.focus, settings.unicode_form) or record.focus, settings, other) or ""
+    update = {
+        "question": question, "answer": answer, "focus": focus,
+        "id": scrub_text(record.id, settings, other, numbering),
+        "source": scrub_text(record.source, settings, other, numbering),
+        "section": scrub_text(record.section, settings, other),
+        "locator": scrub_text(record.locator, settings, other),
+        "raw": scrub_text(record.raw, settings, other),
+    }
+    for key, value in other.items():
+        totals[key] += value
+    return record.model_copy(update=update)
 
 
 def clean_records(raw: RecordBatch, documents: DocumentBatch, settings: CleaningSettings) -> CleaningResult:
@@ -105,16 +143,22 @@ def clean_records(raw: RecordBatch, documents: DocumentBatch, settings: Cleaning
     document_records, conversion = documents_to_records(documents.documents, settings.chunking)
     originals = list(raw.records) + document_records
     totals: Counter[str] = Counter()
+    numbering: dict[str, str] = {}
     cleaned = [
-        clean_record(r, settings, patterns, totals)
+        clean_record(r, settings, patterns, totals, numbering)
         for r in tqdm(originals, desc="clean", unit="rec", disable=len(originals) < 5000)
+    ]
+    scratch: Counter[str] = Counter()
+    files = [
+        c.model_copy(update={"source": scrub_text(c.source, settings, scratch, numbering) or c.source})
+        for c in raw.files
     ]
     duplicates = find_duplicates(cleaned, settings.dedup)
     dropped = {d.index for d in duplicates}
     quarantine = Quarantine(
         items=[
             QuarantinedRecord(
-                record=originals[d.index],
+                record=cleaned[d.index],  # scrubbed: the quarantine never holds personal data
                 reasons=[
                     f"duplicate_of:{cleaned[d.kept_index].id} ({d.kind}"
                     + (f", similarity {d.similarity:.2f})" if d.kind == "near" else ")")
@@ -130,7 +174,8 @@ def clean_records(raw: RecordBatch, documents: DocumentBatch, settings: Cleaning
         duplicates_near=sum(d.kind == "near" for d in duplicates),
         normalized=totals["normalized"], html_stripped=totals["html"], boilerplate_lines=totals["boilerplate_lines"],
         pii={k.split(":", 1)[1]: v for k, v in sorted(totals.items()) if k.startswith("pii:")},
-        emptied=totals["emptied"],
+        emptied=totals["emptied"], control_tokens=totals["control_tokens"],
+        rejected_by_reader=sum(r.rejected is not None for r in cleaned),
     )
     if stats.records_out + len(quarantine) != stats.records_in:  # never silently lose a record
         raise AssertionError(f"cleaning lost records: {stats.records_in} in, {stats.records_out} out, {len(quarantine)} duplicates")
@@ -139,4 +184,4 @@ def clean_records(raw: RecordBatch, documents: DocumentBatch, settings: Cleaning
         stats.records_in, conversion.records, conversion.documents, stats.records_out, stats.duplicates_exact,
         stats.duplicates_near, stats.html_stripped, stats.boilerplate_lines, stats.pii,
     )
-    return CleaningResult(records=RecordBatch(records=kept), duplicates=quarantine, stats=stats)
+    return CleaningResult(records=RecordBatch(records=kept, files=files), duplicates=quarantine, stats=stats)

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from pydantic import BaseModel
 
 from drugslm_core.config import ValidationSettings
-from drugslm_core.data.records import Quarantine, QuarantinedRecord, RecordBatch
+from drugslm_core.data.records import FileTally, Quarantine, QuarantinedRecord, RecordBatch
 
 logger = logging.getLogger(__name__)
 
@@ -112,15 +112,20 @@ def apply_quality_gate(
     """Validate every record with a GX 1.x suite; split into accepted and quarantined.
 
     ``upstream`` (records already rejected, e.g. duplicates) is put first in the quarantine
-    and counted in ``records_in``.
+    and counted in ``records_in``. Records a reader rejected (``record.rejected``: ragged or
+    unparsable rows, wrong types) are quarantined with that reason without being validated.
+    For every file in ``batch.files``: held = accepted + quarantined, checked and kept in
+    ``quarantine.per_file``.
     """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
     import pandas as pd
 
+    checked = [i for i, r in enumerate(batch.records) if r.rejected is None]
     frame = pd.DataFrame(
-        [{"id": r.id, "question": r.question, "answer": r.answer} for r in batch.records],
+        [{"id": batch.records[i].id, "question": batch.records[i].question, "answer": batch.records[i].answer}
+         for i in checked],
         columns=["id", "question", "answer"],
     )
     context = gx.get_context(mode="ephemeral")
@@ -143,7 +148,7 @@ def apply_quality_gate(
         config = item.expectation_config
         column = config.kwargs["column"]
         reason = reason_by_type_column[(config.type, column)]
-        rows = [int(i) for i in item.result.get("unexpected_index_list") or []]
+        rows = [checked[int(i)] for i in item.result.get("unexpected_index_list") or []]
         for row in rows:
             reasons[row].append(reason)
         outcomes.append(
@@ -156,14 +161,18 @@ def apply_quality_gate(
             )
         )
 
+    for i, record in enumerate(batch.records):
+        if record.rejected is not None:
+            reasons[i].append(record.rejected)
     accepted = [r for i, r in enumerate(batch.records) if i not in reasons]
     earlier = list(upstream.items) if upstream else []
     quarantined = earlier + [
         QuarantinedRecord(record=batch.records[i], reasons=reasons[i]) for i in sorted(reasons)
     ]
+    per_file = file_tallies(batch, accepted, quarantined)
     gate = GateResult(
-        accepted=RecordBatch(records=accepted),
-        quarantine=Quarantine(items=quarantined),
+        accepted=RecordBatch(records=accepted, files=batch.files),
+        quarantine=Quarantine(items=quarantined, per_file=per_file),
         outcomes=outcomes,
         records_in=len(batch) + len(earlier),
     )
@@ -174,6 +183,28 @@ def apply_quality_gate(
         gate.records_in, len(gate.accepted), len(gate.quarantine), gate.quarantine.reason_counts(),
     )
     return gate
+
+
+def file_tallies(
+    batch: RecordBatch, accepted: list, quarantined: list[QuarantinedRecord]
+) -> list[FileTally]:
+    """Per file read: what it held, how many of its records were accepted and quarantined; the
+    two must add up (a record lost or invented anywhere between reader and gate fails the run)."""
+    if not batch.files:
+        return []
+    kept = Counter(r.source for r in accepted)
+    rejected = Counter(item.record.source for item in quarantined)
+    tallies = [
+        FileTally(source=c.source, held=c.held, accepted=kept[c.source], quarantined=rejected[c.source])
+        for c in batch.files
+    ]
+    wrong = [t for t in tallies if t.accepted + t.quarantined != t.held]
+    if wrong:
+        raise AssertionError(
+            "records of these files were lost or invented: "
+            + "; ".join(f"{t.source}: held {t.held}, accepted {t.accepted}, quarantined {t.quarantined}" for t in wrong)
+        )
+    return tallies
 
 
 def enforce_accepted_share(accepted: int, quarantine: Quarantine, min_share: float) -> float:
