@@ -457,7 +457,7 @@ def test_anvisa_broken_leaflet_is_quarantined_and_the_rest_goes_on(server):
     assert "item 0" in entry.record.locator and "idBulaPacienteProtegido" in entry.record.locator
     assert entry.reasons[0].startswith("unreadable_leaflet:") and "not a PDF" in entry.reasons[0]
     [record] = quarantine_records(run)  # what ingest hands to the quality gate
-    assert record.answer is None and "unreadable_leaflet" in record.locator
+    assert record.answer is None and record.rejected.startswith("unreadable_leaflet:")
 
 
 def test_anvisa_missing_registration_is_named(server):
@@ -825,10 +825,10 @@ def test_ingest_summary_carries_limits_errors_and_quarantine(server, tmp_path):
     assert not by_source["arxiv"].exhausted and by_source["arxiv"].total == 5
     assert by_source["anvisa"].quarantined and "leaflet_unavailable" in by_source["anvisa"].quarantined[0]
     [unavailable] = [r for r in result.records.records if r.source == "anvisa"]
-    assert unavailable.answer is None and "HTTP 404" in unavailable.locator
+    assert unavailable.answer is None and "HTTP 404" in unavailable.rejected
     gate = apply_quality_gate(result.records, ValidationSettings(), upstream=Quarantine())
     [held] = [q for q in gate.quarantine.items if q.record.source == "anvisa"]  # in the quarantine artifact
-    assert "leaflet_unavailable" in held.record.locator and held.reasons
+    assert held.reasons[0].startswith("leaflet_unavailable:")  # the connector's reason is the gate's reason
     assert [d.id for d in result.documents.documents] == [
         "arxiv:2401.00000v1", "arxiv:2401.00001v1", "anvisa:1.2345.0000",
     ]

@@ -56,11 +56,9 @@ def run_enabled_connectors(settings: ConnectorSettings) -> list[ConnectorRun]:
 
 
 def quarantine_records(run: ConnectorRun) -> list[QARecord]:
-    """The run's quarantine entries as records for the quality gate (no question, no answer), their
-    reasons kept in the locator, so they land in the quarantine artifact: visible, not dropped."""
-    return [
-        q.record.model_copy(update={"locator": f"{q.record.locator} ({'; '.join(q.reasons)})"}) for q in run.quarantine
-    ]
+    """The run's quarantine entries as records for the quality gate (no question, no answer), marked
+    ``rejected`` with their reasons, so the gate quarantines them under that reason: visible, not dropped."""
+    return [q.record.model_copy(update={"rejected": "; ".join(q.reasons)}) for q in run.quarantine]
 
 
 def run_summary(run: ConnectorRun) -> dict[str, object]:
