@@ -324,6 +324,8 @@ class DeploymentSettings(Section):
     """Production: the rendered kustomization for the version is written under ``<dir>/v<N>/``."""
     overlay: Path = Path("k8s/overlays/prod")
     """Production: the kustomize overlay the rendered kustomization builds on (repository-relative)."""
+    namespace: str = "drugslm"
+    """Production: the namespace of the overlay's objects."""
     base_models_mount: str = "/models/base-models"
     """Production: where the base-model cache volume (PVC) is mounted in the vLLM pod; the base is
     ``<mount>/<sha256>``, the same hash-keyed layout as ``~/.cache/drugslm/base-models``."""

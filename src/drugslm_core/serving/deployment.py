@@ -300,9 +300,19 @@ def render_manifests(plan: DeploymentPlan, uri: str, deployment: DeploymentSetti
         "kind": "Kustomization",
         "resources": [overlay],
         "configMapGenerator": [
-            {"name": RELEASE_CONFIGMAP, "behavior": "replace", "literals": [f"{k}={v}" for k, v in literals.items()]}
+            {"name": RELEASE_CONFIGMAP, "namespace": deployment.namespace, "behavior": "replace",
+             "literals": [f"{k}={v}" for k, v in literals.items()]}
         ],
-        "commonAnnotations": {"drugslm.io/deployed-version": plan.version, "drugslm.io/deployed-at": _now()},
+        # On the vLLM Deployment only (not its pod template: the ConfigMap's new hash rolls the pods;
+        # other workloads of the overlay are left alone).
+        "patches": [{
+            "target": {"kind": "Deployment", "name": "drugslm-vllm"},
+            "patch": yaml.safe_dump({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "drugslm-vllm", "namespace": deployment.namespace, "annotations": {
+                    "drugslm.io/deployed-version": plan.version, "drugslm.io/deployed-at": _now()}},
+            }, sort_keys=False),
+        }],
     }
     header = (
         f"# Rendered by the deployment pipeline for {plan.model_name} v{plan.version} "
