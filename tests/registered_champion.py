@@ -25,7 +25,7 @@ def register_champion(tracking_uri: str, model_name: str, workdir: Path, base: B
         save_lora_adapter(base, adapter)
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name("deployment-test") or client.get_experiment(
-        client.create_experiment("deployment-test"))
+        client.create_experiment("deployment-test", artifact_location=(workdir / "mlartifacts").as_uri()))
     run = client.create_run(experiment.experiment_id)
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)

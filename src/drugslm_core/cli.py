@@ -65,10 +65,14 @@ def serve(
     uvicorn.run(create_app(served), host=host, port=port, log_level=os.environ.get("LOG_LEVEL", "info"))
 
 
-def _deployment_settings(config: Path):  # type: ignore[no-untyped-def]
+def _settings(config: Path):  # type: ignore[no-untyped-def]
     from drugslm_core.config import load_settings, load_settings_file
 
-    return (load_settings_file(config) if config.is_file() else load_settings()).deployment
+    return load_settings_file(config) if config.is_file() else load_settings()
+
+
+def _deployment_settings(config: Path):  # type: ignore[no-untyped-def]
+    return _settings(config).deployment
 
 
 _CONFIG = Annotated[Path, typer.Option(help="run config YAML (base model and deployment settings)")]
@@ -86,11 +90,12 @@ def serve_start(
     """Start the server in the background (pid and log under deployment.state_dir) and wait until it is ready."""
     from drugslm_core.serving.process import ServerError, ServerProcess, api_key_from_env, server_command
 
-    settings = _deployment_settings(config)
+    resolved = _settings(config)
+    settings = resolved.deployment
     if not tracking_uri:
         raise typer.BadParameter('set --tracking-uri or MLFLOW_TRACKING_URI (e.g. "$(.venv/bin/python -m stacks.local)")')
     host, port = host or settings.host, port or settings.port
-    command = server_command(config, host, port, version)
+    command = server_command(config, host, port, version, resolved.registry.model_name, resolved.registry.champion_alias)
     url = f"http://{host}:{port}"
     try:
         state = ServerProcess(settings.state_dir).start(

@@ -202,3 +202,4 @@ def test_server_command_is_the_foreground_serve() -> None:
     argv = server_command(Path("configs/local.yaml"), "127.0.0.1", 8123)
     assert argv[1:] == ["-m", "drugslm_core.cli", "serve", "--config", "configs/local.yaml", "--host", "127.0.0.1", "--port", "8123"]
     assert server_command(Path("c.yaml"), "h", 1, "4")[-2:] == ["--version", "4"]
+    assert server_command(Path("c.yaml"), "h", 1, None, "m", "champion")[-4:] == ["--model-name", "m", "--model-alias", "champion"]

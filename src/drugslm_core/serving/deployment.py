@@ -195,7 +195,8 @@ def deploy_local(
     url = f"http://{deployment.host}:{deployment.port}"
     api_key = api_key_from_env()
     manager.start(
-        server_command(config, deployment.host, deployment.port, plan.version if pin_version else None),
+        server_command(config, deployment.host, deployment.port, plan.version if pin_version else None,
+                       plan.model_name, settings.registry.champion_alias),
         url, version=plan.version, api_key=api_key, ready_timeout_s=deployment.ready_timeout_s,
         env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
     )

@@ -269,9 +269,16 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def server_command(config: Path, host: str, port: int, version: str | None = None) -> list[str]:
-    """The foreground ``drugslm serve`` of this interpreter, as the managed process runs it."""
+def server_command(
+    config: Path, host: str, port: int, version: str | None = None, model_name: str | None = None, alias: str | None = None,
+) -> list[str]:
+    """The foreground ``drugslm serve`` of this interpreter, as the managed process runs it:
+    ``model_name@alias`` (followed as it moves), or the fixed ``version``."""
     import sys
 
     command = [sys.executable, "-m", "drugslm_core.cli", "serve", "--config", str(config), "--host", host, "--port", str(port)]
+    if model_name is not None:
+        command += ["--model-name", model_name]
+    if alias is not None:
+        command += ["--model-alias", alias]
     return command + ["--version", str(version)] if version is not None else command
