@@ -16,7 +16,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup browser run test test-fast serve dashboard mlflow-ui stack-up stack-down stack-status clean schedule-render
+.PHONY: setup browser run test test-fast serve deploy dashboard mlflow-ui stack-up stack-down stack-status clean schedule-render
 
 ## Virtualenv with every package pinned: torch first (the CPU wheel), then the lock, then us.
 $(INSTALLED): requirements.lock pyproject.toml
@@ -52,6 +52,11 @@ test-fast: setup
 ## Serve the registered @champion as an OpenAI-style API on http://127.0.0.1:8000.
 serve: setup
 	MLFLOW_TRACKING_URI="$$($(PY) -m stacks.local)" $(VENV)/bin/drugslm serve --config configs/local.yaml
+
+## Deploy @champion (the deployment pipeline): locally a managed background server on
+## http://127.0.0.1:8000/v1, smoke-tested with the openai client; `drugslm serve status|stop`.
+deploy: setup
+	$(ZENML) pipeline run pipelines.deployment.deployment_pipeline -c configs/local.yaml
 
 ## The production-shaped stack on loopback: moto S3 + MLflow server + ZenML server,
 ## registered as the ZenML stack drugslm-remote (make run then runs on it). stack-down stops them.
