@@ -187,3 +187,12 @@ def test_publish_to_a_local_folder(champion, tmp_path: Path) -> None:
     version, adapter, _, _ = champion
     uri = publish_adapter(adapter, str(tmp_path / "store"), MODEL, version)
     assert (Path(uri) / "adapter_config.json").read_bytes() == (adapter / "adapter_config.json").read_bytes()
+
+
+def test_merged_export_needs_merged_weights_on_the_version(s3, champion, tmp_path: Path) -> None:
+    _, fs, _ = s3
+    plan = resolve_deployment(MODEL, "champion")
+    settings = DeploymentSettings(target="production", export_merged=True, manifests_dir=tmp_path / "m",
+                                  overlay=ROOT / "k8s/overlays/prod")
+    with pytest.raises(NothingToDeploy, match="no merged weights .*training.export_merged"):
+        deploy_production(plan, settings, f"s3://{BUCKET}/zenml", tmp_path / "download", fs)

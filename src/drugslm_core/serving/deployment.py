@@ -94,13 +94,16 @@ class DeploymentRecord(BaseModel):
     smoke_detail: str = ""
     served_model: str | None = None
     adapter_uri: str | None = None
+    merged_uri: str | None = None
+    """Production with ``deployment.export_merged``: the merged weights' copy."""
     manifests_dir: str | None = None
     base_model_sha256: str = ""
 
     def mlflow_fields(self) -> dict[str, object]:
         return {
             "url": self.url, "smoke_test": self.smoke_test, "smoke_detail": self.smoke_detail,
-            "served_model": self.served_model, "adapter_uri": self.adapter_uri, "manifests_dir": self.manifests_dir,
+            "served_model": self.served_model, "adapter_uri": self.adapter_uri, "merged_uri": self.merged_uri,
+            "manifests_dir": self.manifests_dir,
         }
 
     def summary(self) -> str:
@@ -249,18 +252,21 @@ def smoke_test(url: str, version: str, api_key: str | None, prompt: str, max_tok
 # -- 2b. production target ---------------------------------------------------------------------
 
 
-def adapter_uri(root: str, model_name: str, version: str) -> str:
-    return f"{root.rstrip('/')}/serving/{model_name}/v{version}/adapter"
+def adapter_uri(root: str, model_name: str, version: str, kind: str = "adapter") -> str:
+    return f"{root.rstrip('/')}/serving/{model_name}/v{version}/{kind}"
 
 
-def publish_adapter(adapter_dir: Path, root: str, model_name: str, version: str, fs: Any | None = None) -> str:
-    """Copy the adapter folder to ``<root>/serving/<model>/v<N>/adapter/`` with fsspec (``fs``:
-    the artifact store's filesystem, e.g. its s3fs with endpoint and credentials; default: from
-    the URL). A version already published with the same bytes is left as is; with other bytes it
-    is an error: a versioned path, like a versioned served name, always means the same weights."""
+def publish_adapter(
+    adapter_dir: Path, root: str, model_name: str, version: str, fs: Any | None = None, kind: str = "adapter"
+) -> str:
+    """Copy the adapter folder to ``<root>/serving/<model>/v<N>/adapter/`` (``kind="merged"``: the
+    merged weights to ``.../merged/``) with fsspec (``fs``: the artifact store's filesystem, e.g.
+    its s3fs with endpoint and credentials; default: from the URL). A version already published
+    with the same bytes is left as is; with other bytes it is an error: a versioned path, like a
+    versioned served name, always means the same weights."""
     import fsspec
 
-    target = adapter_uri(root, model_name, version)
+    target = adapter_uri(root, model_name, version, kind)
     if fs is None:
         fs, _ = fsspec.core.url_to_fs(target)
     files = sorted(path for path in Path(adapter_dir).rglob("*") if path.is_file())
@@ -329,19 +335,29 @@ def deploy_production(
     plan: DeploymentPlan, deployment: DeploymentSettings, root: str, download_dir: Path, fs: Any | None = None
 ) -> tuple[DeploymentRecord, RenderedManifests]:
     """Publish the adapter under its versioned path and render the version's manifests."""
-    uri = publish_adapter(download_adapter(plan, download_dir), root, plan.model_name, plan.version, fs)
-    if fs is not None and "://" not in uri and getattr(fs, "protocol", None):
-        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-        uri = f"{protocol}://{uri}" if protocol != "file" else uri
+    # Everything is fetched before anything is published: a missing export fails with nothing half-done.
+    merged = download_merged(plan, download_dir / "merged") if deployment.export_merged else None
+    uri = _with_protocol(publish_adapter(download_adapter(plan, download_dir), root, plan.model_name, plan.version, fs), fs)
+    merged_uri = None
+    if merged is not None:  # for a server without LoRA support (the GPU manifests use the adapter)
+        merged_uri = _with_protocol(publish_adapter(merged, root, plan.model_name, plan.version, fs, "merged"), fs)
     manifests = render_manifests(plan, uri, deployment, Path(deployment.manifests_dir) / f"v{plan.version}")
     record = DeploymentRecord(
         model_name=plan.model_name, version=plan.version, target="production",
         url=f"http://drugslm-vllm:8000/v1 (model {plan.served_name})", deployed_at=_now(), smoke_test="not run",
         smoke_detail="rendered only: apply with kubectl apply -k, then the pods' readiness is the check",
-        served_model=plan.served_name, adapter_uri=uri, manifests_dir=manifests.directory,
+        served_model=plan.served_name, adapter_uri=uri, merged_uri=merged_uri, manifests_dir=manifests.directory,
         base_model_sha256=plan.base_model_sha256,
     )
     return record, manifests
+
+
+def _with_protocol(uri: str, fs: Any | None) -> str:
+    """s3fs returns paths without ``s3://``: put it back so the pods get a URL."""
+    if fs is not None and "://" not in uri and getattr(fs, "protocol", None):
+        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        return f"{protocol}://{uri}" if protocol not in {"file", "local"} else uri
+    return uri
 
 
 def _sha256(data: bytes) -> str:
