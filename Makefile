@@ -16,7 +16,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup browser run test test-fast serve deploy dashboard mlflow-ui stack-up stack-down stack-status clean schedule-render
+.PHONY: setup browser nginx run test test-fast serve deploy dashboard mlflow-ui stack-up stack-down stack-status clean schedule-render
 
 ## Virtualenv with every package pinned: torch first (the CPU wheel), then the lock, then us.
 $(INSTALLED): requirements.lock pyproject.toml
@@ -37,7 +37,7 @@ run: setup
 	$(ZENML) pipeline run pipelines.training.training_pipeline -c configs/local.yaml
 	@$(PY) -m stacks.summary
 
-test: setup browser
+test: setup browser nginx
 	$(PY) -m pytest -q
 
 ## Headless Chromium for the dashboard checks of the stack test (Debian packages; root or sudo).
@@ -45,6 +45,12 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+## nginx, to run the vLLM pod's authenticating front config in tests/k8s/test_serving_manifests.py.
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not e2e and not stack"
