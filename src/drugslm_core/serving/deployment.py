@@ -181,6 +181,7 @@ def write_server_settings(settings: Settings, path: Path) -> Path:
     (``drugslm serve --config``), so it serves with exactly the pipeline's base model and prompt."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False))
+    path.chmod(0o600)  # the tree may hold connector API keys
     return path
 
 
