@@ -12,7 +12,7 @@ from zenml import pipeline
 
 from drugslm_core.config import load_settings
 from steps import base_model
-from steps.deployment import deploy, record_deployment, resolve_deployment
+from steps.deployment import check_deployment_base, deploy, record_deployment, resolve_deployment
 
 
 @pipeline(enable_cache=False)
@@ -22,7 +22,8 @@ def deployment_pipeline(config: dict[str, Any] | str | None = None, zenml_model:
     settings = load_settings(config)
     # Locally the server loads the base from this machine's cache: check the hash against it.
     # The GPU pods load the base the adapter names (by hash) from their cache volume instead.
-    base = base_model(settings.base_model) if settings.deployment.target == "local" else None
-    plan = resolve_deployment(settings.deployment, settings.registry, base)
+    plan = resolve_deployment(settings.deployment, settings.registry)
+    if settings.deployment.target == "local":
+        plan = check_deployment_base(plan, base_model(settings.base_model))
     record, _ = deploy(plan, settings)
     record_deployment(record, zenml_model)

@@ -22,38 +22,41 @@ logger = get_logger(__name__)
 
 
 @step(experiment_tracker=True, enable_cache=False)
-def resolve_deployment(
-    deployment: DeploymentSettings, registry: RegistrySettings, base: BaseModelRef | None = None
-) -> Annotated[DeploymentPlan | None, "deployment_plan"]:
-    """``@champion`` (or ``deployment.version``) and its base model; checked against ``base`` when given.
-    No such version is an expected condition: one line, and the later steps do nothing."""
+def resolve_deployment(deployment: DeploymentSettings, registry: RegistrySettings) -> Annotated[DeploymentPlan, "deployment_plan"]:
+    """``@champion`` (or ``deployment.version``) and the base model it was trained on. No such
+    version is an expected condition: one line, and the later steps do nothing."""
     try:
-        plan = resolve_version(registry.model_name, registry.champion_alias, deployment.version)
+        return resolve_version(registry.model_name, registry.champion_alias, deployment.version)
     except NothingToDeploy as nothing:
         logger.warning("%s", nothing)
-        return None
-    if base is not None:
+        return DeploymentPlan.nothing_to_deploy(registry.model_name, str(nothing))
+
+
+@step(enable_cache=False)
+def check_deployment_base(plan: DeploymentPlan, base: BaseModelRef) -> Annotated[DeploymentPlan, "checked_plan"]:
+    """Refuse a version trained on another base model than this machine's (by hash)."""
+    if plan.nothing is None:
         check_base(plan, base)
     return plan
 
 
 @step(experiment_tracker=True, enable_cache=False)
-def deploy(plan: DeploymentPlan | None, settings: Settings) -> tuple[
-    Annotated[DeploymentRecord | None, "deployment"], Annotated[RenderedManifests | None, "serving_manifests"],
+def deploy(plan: DeploymentPlan, settings: Settings) -> tuple[
+    Annotated[DeploymentRecord, "deployment"], Annotated[RenderedManifests | None, "serving_manifests"],
 ]:
     """Local: (re)start the managed server and smoke-test it. Production: publish the adapter to
     the artifact store and render the version's manifests."""
-    if plan is None:
-        return None, None
+    if plan.nothing is not None:
+        return DeploymentRecord.nothing_deployed(plan, settings.deployment.target), None
     return _deploy(plan, settings)
 
 
 @step(experiment_tracker=True, enable_cache=False)
-def record_deployment(record: DeploymentRecord | None, zenml_model: str | None = "drugslm") -> Annotated[str, "deployment_summary"]:
+def record_deployment(record: DeploymentRecord, zenml_model: str | None = "drugslm") -> Annotated[str, "deployment_summary"]:
     """Tags on the MLflow version, metadata on the ZenML model version that registered it; fails the
     run (after recording) when the smoke test failed."""
-    if record is None:
-        return _skip("nothing to deploy (see the resolve_deployment step)")
+    if record.skipped is not None:
+        return _skip(record.skipped)
     record_on_mlflow_version(record.model_name, record.version, record.target, record.deployed_at, record.mlflow_fields())
     _log_on_zenml_version(record, zenml_model)
     return _finish(record)

@@ -51,15 +51,22 @@ class DeploymentPlan(BaseModel):
     """The registered version to deploy and what it was trained on."""
 
     model_name: str
-    version: str
-    alias: str | None
+    version: str = ""
+    alias: str | None = None
     """The alias it was resolved from (``None``: a version named in config)."""
-    source: str
+    source: str = ""
     """The version's artifact URI (the adapter folder)."""
-    run_id: str | None
-    base_model_name: str
-    base_model_sha256: str
+    run_id: str | None = None
+    base_model_name: str = ""
+    base_model_sha256: str = ""
     tags: dict[str, str] = {}
+    nothing: str | None = None
+    """Why there is nothing to deploy (no champion yet); the steps after it then do nothing.
+    (A plan, not ``None``: ZenML hands an Optional pydantic input over as another class.)"""
+
+    @classmethod
+    def nothing_to_deploy(cls, model_name: str, reason: str) -> DeploymentPlan:
+        return cls(model_name=model_name, nothing=reason)
 
     @property
     def served_name(self) -> str:
@@ -91,6 +98,8 @@ class DeploymentRecord(BaseModel):
     url: str
     deployed_at: str
     smoke_test: Literal["passed", "failed", "not run"]
+    skipped: str | None = None
+    """Nothing was deployed, and why (the plan's ``nothing``)."""
     smoke_detail: str = ""
     served_model: str | None = None
     adapter_uri: str | None = None
@@ -98,6 +107,11 @@ class DeploymentRecord(BaseModel):
     """Production with ``deployment.export_merged``: the merged weights' copy."""
     manifests_dir: str | None = None
     base_model_sha256: str = ""
+
+    @classmethod
+    def nothing_deployed(cls, plan: DeploymentPlan, target: Literal["local", "production"]) -> DeploymentRecord:
+        return cls(model_name=plan.model_name, version="", target=target, url="", deployed_at=_now(),
+                   smoke_test="not run", skipped=plan.nothing or "nothing to deploy")
 
     def mlflow_fields(self) -> dict[str, object]:
         return {
