@@ -18,7 +18,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup browser run test test-fast serve dashboard mlflow-ui stack-up stack-down stack-status clean schedule-render checkov
+.PHONY: setup browser nginx run test test-fast serve deploy dashboard mlflow-ui stack-up stack-down stack-status clean schedule-render checkov
 
 ## Virtualenv with every package pinned: torch first (the CPU wheel), then the lock, then us.
 $(INSTALLED): requirements.lock pyproject.toml
@@ -39,7 +39,7 @@ run: setup
 	$(ZENML) pipeline run pipelines.training.training_pipeline -c configs/local.yaml
 	@$(PY) -m stacks.summary
 
-test: setup browser $(CHECKOV)
+test: setup browser nginx $(CHECKOV)
 	$(PY) -m pytest -q
 
 ## checkov (security scan of the rendered k8s overlays, tests/k8s/test_checkov.py) in its own
@@ -58,12 +58,23 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
+## nginx, to run the vLLM pod's authenticating front config in tests/k8s/test_serving_manifests.py.
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
+
 test-fast: setup
 	$(PY) -m pytest -q -m "not e2e and not stack"
 
 ## Serve the registered @champion as an OpenAI-style API on http://127.0.0.1:8000.
 serve: setup
 	MLFLOW_TRACKING_URI="$$($(PY) -m stacks.local)" $(VENV)/bin/drugslm serve --config configs/local.yaml
+
+## Deploy @champion (the deployment pipeline): locally a managed background server on
+## http://127.0.0.1:8000/v1, smoke-tested with the openai client; `drugslm serve status|stop`.
+deploy: setup
+	$(ZENML) pipeline run pipelines.deployment.deployment_pipeline -c configs/local.yaml
 
 ## The production-shaped stack on loopback: moto S3 + MLflow server + ZenML server,
 ## registered as the ZenML stack drugslm-remote (make run then runs on it). stack-down stops them.

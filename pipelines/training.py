@@ -1,4 +1,5 @@
-"""ingest → clean → validate → gate → build dataset → split → finetune (QLoRA by default) → evaluate → register.
+"""ingest → clean → validate → gate → build dataset → split → finetune (QLoRA by default) → evaluate → register
+→ deploy (when the gate promoted and ``deployment.after_promotion`` is on).
 
 Run it with ``zenml pipeline run pipelines.training.training_pipeline -c configs/local.yaml``.
 """
@@ -10,6 +11,7 @@ from zenml import pipeline
 from drugslm_core.config import load_settings
 from pipelines.data import prepare_dataset
 from steps import base_model, evaluate, finetune, register, split
+from steps.deployment import deploy_promoted
 
 
 @pipeline
@@ -22,4 +24,5 @@ def training_pipeline(config: dict[str, Any] | str | None = None) -> None:
     train, validation, eval_split = split(dataset, settings.split)
     adapter = finetune(train, validation, base, settings.training)
     evaluation, decision, _ = evaluate(adapter, eval_split, settings.evaluation, settings.registry)
-    register(adapter, evaluation, decision, dataset, settings.registry)
+    registration = register(adapter, evaluation, decision, dataset, settings.registry)
+    deploy_promoted(registration, base, settings)

@@ -38,6 +38,9 @@ def isolated_project(base: Path, settings: dict[str, dict], extra_env: dict[str,
         if (ROOT / name).exists():
             shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
     config = yaml.safe_load((ROOT / "configs" / "local.yaml").read_text())
+    # A test's training run must not leave a served model behind: deployment after a
+    # promotion only where the test asks for it.
+    config["parameters"]["config"].setdefault("deployment", {})["after_promotion"] = False
     for section, values in settings.items():
         config["parameters"]["config"].setdefault(section, {}).update(values)
     (project / "configs" / "test.yaml").write_text(yaml.safe_dump(config))

@@ -31,8 +31,15 @@ def provision_base_model_command(
     typer.echo(json.dumps(provision_base_model(load_settings_file(config).base_model).model_dump(), indent=2))
 
 
-@app.command()
+# `drugslm serve` runs the server in the foreground; `drugslm serve start|stop|status` manage it
+# as a background process (serving/process.py). A group whose callback is the foreground server.
+serve_app = typer.Typer(help="Serve the registered model: foreground, or start|stop|status in the background.")
+app.add_typer(serve_app, name="serve")
+
+
+@serve_app.callback(invoke_without_command=True)
 def serve(
+    ctx: typer.Context,
     model_name: Annotated[str, typer.Option(help="registered model name")] = "drugslm",
     model_alias: Annotated[str, typer.Option(help="registry alias to serve and follow")] = "champion",
     version: Annotated[str | None, typer.Option(help="serve this fixed version (no alias following)")] = None,
@@ -42,6 +49,8 @@ def serve(
     config: Annotated[Path, typer.Option(help="run config YAML (base model and serving settings)")] = Path("configs/local.yaml"),
 ) -> None:
     """Serve ``model_name@model_alias`` (or ``--version``) as an OpenAI-compatible API (docs/serving.md)."""
+    if ctx.invoked_subcommand is not None:
+        return  # `drugslm serve start|stop|status`
     import logging
 
     from drugslm_core.serving.auth import HOW_TO_SET_KEYS, ApiKeys, is_loopback
@@ -96,6 +105,70 @@ def serve(
     typer.echo(f"Serving {served.model_id} ({following}) on http://{host}:{port}/v1/chat/completions")
     del served  # the state holds it; after a swap the old weights must be freeable
     uvicorn.run(create_app(state, keys), host=host, port=port, log_level=os.environ.get("LOG_LEVEL", "info"))
+
+
+def _settings(config: Path):  # type: ignore[no-untyped-def]
+    from drugslm_core.config import load_settings, load_settings_file
+
+    return load_settings_file(config) if config.is_file() else load_settings()
+
+
+def _deployment_settings(config: Path):  # type: ignore[no-untyped-def]
+    return _settings(config).deployment
+
+
+_CONFIG = Annotated[Path, typer.Option(help="run config YAML (base model and deployment settings)")]
+
+
+@serve_app.command("start")
+def serve_start(
+    config: _CONFIG = Path("configs/local.yaml"),
+    host: Annotated[str | None, typer.Option(help="default: deployment.host")] = None,
+    port: Annotated[int | None, typer.Option(help="default: deployment.port")] = None,
+    version: Annotated[str | None, typer.Option(help="a registered version instead of the champion alias")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI")] = None,
+    timeout: Annotated[float | None, typer.Option(help="readiness wait in seconds (default: deployment.ready_timeout_s)")] = None,
+) -> None:
+    """Start the server in the background (pid and log under deployment.state_dir) and wait until it is ready."""
+    from drugslm_core.serving.process import ServerError, ServerProcess, api_key_from_env, server_command
+
+    resolved = _settings(config)
+    settings = resolved.deployment
+    if not tracking_uri:
+        raise typer.BadParameter('set --tracking-uri or MLFLOW_TRACKING_URI (e.g. "$(.venv/bin/python -m stacks.local)")')
+    host, port = host or settings.host, port or settings.port
+    command = server_command(config, host, port, version, resolved.registry.model_name, resolved.registry.champion_alias)
+    url = f"http://{host}:{port}"
+    try:
+        state = ServerProcess(settings.state_dir).start(
+            command, url, version=version, api_key=api_key_from_env(),
+            ready_timeout_s=timeout or settings.ready_timeout_s, env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+        )
+    except ServerError as error:
+        typer.echo(f"drugslm serve start: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"drugslm server started: pid={state.pid} url={state.url} model={state.model or '?'} "
+               f"log={settings.state_dir / 'serve.log'}")
+
+
+@serve_app.command("stop")
+def serve_stop(config: _CONFIG = Path("configs/local.yaml")) -> None:
+    """Stop the background server (SIGTERM, then SIGKILL after 20 s)."""
+    from drugslm_core.serving.process import ServerProcess
+
+    stopped = ServerProcess(_deployment_settings(config).state_dir).stop()
+    typer.echo(f"drugslm server stopped (pid {stopped})" if stopped else "drugslm server: not running")
+
+
+@serve_app.command("status")
+def serve_status(config: _CONFIG = Path("configs/local.yaml")) -> None:
+    """Print the background server's version, URL and pid (exit code 3 when it is not running)."""
+    from drugslm_core.serving.process import ServerProcess
+
+    status = ServerProcess(_deployment_settings(config).state_dir).status()
+    typer.echo(status.describe())
+    if not status.running:
+        raise typer.Exit(3)
 
 
 def _delegate(name: str, relative_path: str, help_text: str) -> None:

@@ -325,6 +325,40 @@ class RegistrySettings(Section):
     """Alias moves kept in the registered model's ``alias_history.<alias>`` tag (for rollback)."""
 
 
+class DeploymentSettings(Section):
+    """The deployment pipeline (``pipelines/deployment.py``): which version goes where."""
+
+    target: Literal["local", "production"] = "local"
+    """``local``: (re)start ``drugslm serve`` as a managed process here and smoke-test it;
+    ``production``: copy the adapter to the artifact store and render the vLLM manifests."""
+    version: str | None = None
+    """The registered version to deploy; ``None`` deploys the one behind the champion alias."""
+    after_promotion: bool = False
+    """The training pipeline deploys the new version when the gate promotes it."""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    state_dir: Path = Path(".drugslm/serve")
+    """Pid file, log file and state of the managed local server (``drugslm serve start|stop|status``)."""
+    ready_timeout_s: float = 600.0
+    """How long to wait for the local server to answer ``/readyz`` (or ``/v1/models``) before giving up."""
+    smoke_prompt: str = "How should I store insulin glargine?"
+    smoke_max_tokens: int = 16
+    artifact_root: str | None = None
+    """Production: where the adapter is copied (``<root>/serving/<model>/v<N>/adapter/``);
+    ``None`` uses the active ZenML artifact store (S3 on the loopback and cloud stacks)."""
+    manifests_dir: Path = Path("build/deploy")
+    """Production: the rendered kustomization for the version is written under ``<dir>/v<N>/``."""
+    overlay: Path = Path("k8s/overlays/prod")
+    """Production: the kustomize overlay the rendered kustomization builds on (repository-relative)."""
+    namespace: str = "drugslm"
+    """Production: the namespace of the overlay's objects."""
+    base_models_mount: str = "/models/base-models"
+    """Production: where the base-model cache volume (PVC) is mounted in the vLLM pod; the base is
+    ``<mount>/<sha256>``, the same hash-keyed layout as ``~/.cache/drugslm/base-models``."""
+    export_merged: bool = False
+    """Also fetch the version's merged weights (``training.export_merged``) for a server without LoRA."""
+
+
 class LoopbackSettings(Section):
     """The production-shaped stack on loopback (``make stack-up``): ports, bucket, state folder."""
 
@@ -377,6 +411,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     loopback: LoopbackSettings = Field(default_factory=LoopbackSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    deployment: DeploymentSettings = Field(default_factory=DeploymentSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -25,7 +25,7 @@ from tests.isolated_project import ROOT, isolated_project  # noqa: E402
 
 STEPS = {
     "base-model", "ingest", "clean", "validate", "quality-gate", "build-dataset",
-    "profile-dataset", "split", "finetune", "evaluate", "register",
+    "profile-dataset", "split", "finetune", "evaluate", "register", "deploy-promoted",
 }
 IMAGE = "ghcr.io/drugslm/drugslm:0.1.0"
 
