@@ -364,8 +364,17 @@ def test_no_secret_values_rendered(overlay: str) -> None:
 
 @pytest.mark.parametrize(("overlay", "obj", "spec", "container"), CONTAINER_PARAMS)
 def test_credential_env_uses_secret_ref(overlay, obj, spec, container) -> None:
+    secret_mounts = [
+        m["mountPath"] for m in container.get("volumeMounts") or []
+        if "secret" in {v["name"]: v for v in spec.get("volumes") or []}.get(m["name"], {})
+    ]
     for name, entry in env_of(container).items():
-        if CREDENTIAL_ENV_NAME.search(name):
+        if CREDENTIAL_ENV_NAME.search(name) and name.endswith("_FILE"):
+            # a path to the credential, which must be a file of a mounted Secret
+            assert any(entry.get("value", "").startswith(f"{mount}/") for mount in secret_mounts), (
+                f"env {name}={entry.get('value')!r} must point into a mounted Secret volume {secret_mounts}"
+            )
+        elif CREDENTIAL_ENV_NAME.search(name):
             assert "value" not in entry, f"env {name} has a literal value; use valueFrom.secretKeyRef"
             assert "secretKeyRef" in (entry.get("valueFrom") or {}), (
                 f"env {name} must come from valueFrom.secretKeyRef"
@@ -571,8 +580,16 @@ def test_serving_contract(overlay: str) -> None:
     ]
     assert env_of(api)["MLFLOW_TRACKING_URI"]["value"] == "http://mlflow:5000"
     assert [p["containerPort"] for p in api["ports"]] == [8000]
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert api[probe]["httpGet"]["path"] == "/health", probe
+    # ready once a model is loaded; alive while the process answers
+    assert {probe: api[probe]["httpGet"]["path"] for probe in ("startupProbe", "readinessProbe", "livenessProbe")} == {
+        "startupProbe": "/readyz", "readinessProbe": "/readyz", "livenessProbe": "/healthz",
+    }
+    # the bearer keys come from the Secret as a file, never as an env value or in the manifest
+    assert env_of(api)["DRUGSLM_API_KEYS_FILE"]["value"] == "/secrets/api-keys/DRUGSLM_API_KEYS"
+    assert "DRUGSLM_API_KEYS" not in env_of(api)
+    keys_volume = {v["name"]: v for v in spec["volumes"]}["api-keys"]
+    assert keys_volume["secret"]["secretName"] == "drugslm-api-keys"
+    assert {"name": "api-keys", "mountPath": "/secrets/api-keys", "readOnly": True} in api["volumeMounts"]
     svc = find(overlay, "Service", "drugslm-serving")
     assert svc["spec"]["ports"][0]["port"] == 8000
     hpa = find(overlay, "HorizontalPodAutoscaler", "drugslm-serving")

@@ -185,8 +185,12 @@ for var in ("HOME", "HF_HOME", "TMPDIR"):
         writable[var] = True
     except OSError as error:
         writable[var] = str(error)
+# drugslm_core.cli.serve refuses a non-loopback host without a key: read the keys as it does
+from drugslm_core.serving.auth import ApiKeys, is_loopback
+keys = ApiKeys.from_env()
 print("PODSIM " + json.dumps({"config": str(config.resolve()), "is_file": config.is_file(),
-      "base_model": resolved.base_model.source, "alias": params["model_alias"], "writable": writable}))
+      "base_model": resolved.base_model.source, "alias": params["model_alias"], "writable": writable,
+      "keys_ok": keys.enabled or is_loopback(params["host"]), "key_accepted": keys.accepts("Bearer k2")}))
 """
 
 
@@ -219,6 +223,7 @@ def test_serving_container_resolves_the_base_model_the_champion_was_trained_on(o
         run = podsim.run_container(
             spec, container, ["python", "/podsim/serve_probe.py", *container["command"][1:], *container.get("args", [])],
             workdir, configmaps=rendered.configmaps(overlay), extra_ro_binds={"/podsim": workdir / "probe"},
+            secrets={"drugslm-api-keys": {"DRUGSLM_API_KEYS": "k1,k2"}},
         )
         lines = [line for line in run.stdout.splitlines() if line.startswith("PODSIM ")]
         assert run.returncode == 0 and lines, run.output[-4000:]
@@ -231,6 +236,8 @@ def test_serving_container_resolves_the_base_model_the_champion_was_trained_on(o
         )
         assert report["alias"] == "champion"
         assert all(value is True for value in report["writable"].values()), report["writable"]
+        # on 0.0.0.0 the server starts only with a key: the Secret drugslm-api-keys, mounted as a file
+        assert report["keys_ok"] and report["key_accepted"], report
 
 
 # --------------------------------------------------------------------------

@@ -158,6 +158,10 @@ def check_command(args: list[str]) -> str:
                 check_zenml(command[1:])
     elif program == "kubectl" and rest[:1] == ["kustomize"]:
         rendered.render(Path(rest[1]).name)
+    elif program == "kubectl" and "-k" in rest and rest[rest.index("-k") + 1].startswith("build/"):
+        # written by a deployment run (serving/deployment.render_manifests, rendered with kustomize
+        # in tests/integration/test_deploy_production.py); applying it needs the cluster
+        return "cluster-only"
     elif program == "kubectl" and "-k" in rest:
         rendered.render(Path(rest[rest.index("-k") + 1]).name)
     elif program == "make":

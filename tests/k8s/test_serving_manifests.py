@@ -119,8 +119,12 @@ def test_weights_and_adapter_volumes() -> None:
     fetch = INIT["fetch-adapter"]
     assert 'aws s3 cp --recursive --only-show-errors "$ADAPTER_URI" "/adapters/$SERVED_MODEL_NAME/"' in fetch["args"][0]
     assert '"$BASE_MODEL_PATH/config.json"' in fetch["args"][0]  # the base the adapter names must be on the volume
-    secret_refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in fetch["env"] if "secretKeyRef" in e.get("valueFrom", {})}
-    assert secret_refs == {"drugslm-serving-s3"}
+    # credentials as Secret files read by the script, never env values
+    assert not [e for e in fetch["env"] if "secretKeyRef" in e.get("valueFrom", {})]
+    secret_volumes = {v["name"]: v["secret"]["secretName"] for v in POD["volumes"] if "secret" in v}
+    fetch_secrets = {secret_volumes[m["name"]] for m in fetch["volumeMounts"] if m["name"] in secret_volumes}
+    assert fetch_secrets == {"drugslm-serving-s3"}
+    assert 'AWS_ACCESS_KEY_ID="$(cat /secrets/s3/AWS_ACCESS_KEY_ID)"' in fetch["args"][0]
 
 
 def test_on_the_gpu_pool_within_the_quota() -> None:
@@ -197,8 +201,13 @@ class _Backend(BaseHTTPRequestHandler):
 
 
 def _key_map(tmp_path: Path, keys: str) -> subprocess.CompletedProcess:
-    script = INIT["front-keys"]["args"][0].replace("/run/front", str(tmp_path))
-    return subprocess.run(["sh", "-c", script], env={"DRUGSLM_API_KEYS": keys, "PATH": "/usr/bin:/bin"},
+    # the Secret drugslm-api-keys as the kubelet mounts it: its key DRUGSLM_API_KEYS as a file
+    (tmp_path / "api-keys").mkdir(exist_ok=True)
+    (tmp_path / "api-keys" / "DRUGSLM_API_KEYS").write_text(keys)
+    script = (INIT["front-keys"]["args"][0].replace("/run/front", str(tmp_path))
+              .replace("/secrets/api-keys", str(tmp_path / "api-keys")))
+    assert str(tmp_path / "api-keys") in script
+    return subprocess.run(["sh", "-c", script], env={"PATH": "/usr/bin:/bin"},
                           capture_output=True, text=True, timeout=30)
 
 

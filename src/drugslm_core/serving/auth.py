@@ -1,5 +1,6 @@
 """API keys: read from ``DRUGSLM_API_KEYS`` (comma-separated) or the file ``DRUGSLM_API_KEYS_FILE``
-(one key a line, ``#`` comments), kept only as sha256 digests, checked in constant time."""
+(keys one a line or comma-separated, ``#`` comments: a Kubernetes Secret key mounted as a file
+holds the same comma-separated value as the variable), kept only as sha256 digests, checked in constant time."""
 
 from __future__ import annotations
 
@@ -29,9 +30,7 @@ class ApiKeys:
             if not path.is_file():
                 raise FileNotFoundError(f"DRUGSLM_API_KEYS_FILE names {path}, which is not a file")
             for line in path.read_text(encoding="utf-8").splitlines():
-                line = line.split("#", 1)[0].strip()
-                if line:
-                    keys.append(line)
+                keys.extend(key.strip() for key in line.split("#", 1)[0].split(",") if key.strip())
         return cls(keys)
 
     @property
