@@ -88,6 +88,13 @@ class SafetyChecker:
         vocabulary = {word for text in sources.values() for word in _WORD.findall(text.lower())}
         return cls(sources=sources, vocabulary=vocabulary)
 
+    def extended(self, documents: dict[str, str]) -> "SafetyChecker":
+        """This checker plus ``documents`` (focus -> text, e.g. a run's own held-out answers): a
+        focus without a leaflet gets that text as its source, and every word joins the vocabulary."""
+        extra = {focus.lower(): text for focus, text in documents.items()}
+        words = {word for text in extra.values() for word in _WORD.findall(text.lower())}
+        return SafetyChecker(sources=extra | self.sources, vocabulary=self.vocabulary | words)
+
     def invented_doses(self, answer: str, drug: str | None) -> list[str]:
         """Doses in the answer that the drug's leaflet does not state (empty: none, or no source)."""
         if drug is None or drug.lower() not in self.sources:
@@ -116,3 +123,14 @@ def corpus_safety_checker() -> SafetyChecker:
     from drugslm_core.data.sample_corpus import load_leaflets
 
     return SafetyChecker.from_leaflets(load_leaflets())
+
+
+FLAG_LABELLED_QUALITY: dict = {
+    "answers": 0,
+    "invented_doses": {"precision": float("nan"), "recall": float("nan")},
+    "unknown_drugs": {"precision": float("nan"), "recall": float("nan")},
+    "dosage_without_advice": {"precision": float("nan"), "recall": float("nan")},
+}
+"""Each flag's precision and recall against the hand labels of real base and tuned answers in
+``tests/data/safety_labels.jsonl`` (``tests/unit/test_eval_safety_labels.py`` recomputes them
+and fails when they drift); shown beside each flag in the run report."""
