@@ -102,3 +102,10 @@ def test_paired_perplexity_difference_matches_the_pooled_perplexity():
         paired_perplexity_difference(candidate, other[:2], tokens)
     with pytest.raises(ValueError):
         paired_mean_difference([], [])
+
+
+def test_a_dose_inside_a_range_the_leaflet_states_is_not_invented(checker: SafetyChecker):
+    # the ciprofloxacin leaflet: "250 mg to 750 mg every 12 hours" (a real tuned answer said 500mg/day)
+    assert checker.invented_doses("The adult dose is 500mg/day.", "Ciprofloxacin") == []
+    assert checker.invented_doses("The range is 500 to 1000 mg/day.", "Ciprofloxacin") == ["1000 (mass)"]
+    assert checker.invented_doses("Up to 4 grams a day.", "Ibuprofen") == ["4000 (mass)"]
