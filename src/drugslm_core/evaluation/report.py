@@ -14,7 +14,7 @@ from html import escape
 from drugslm_core.evaluation.compare import EvaluationResult, MetricComparison
 from drugslm_core.evaluation.metrics import QUALITY_METRICS
 from drugslm_core.evaluation.plots import loss_curve_png
-from drugslm_core.evaluation.promotion import PromotionDecision, flag_rate
+from drugslm_core.evaluation.promotion import GateCheck, PromotionDecision, flag_rate
 from drugslm_core.evaluation.safety import FLAG_LABELLED_QUALITY, SAFETY_FLAGS
 from drugslm_core.modeling.training import TrainingOutcome
 
@@ -106,7 +106,7 @@ def _number(value: float | None, kind: str) -> str:
     return f"{100 * value:.1f}%" if kind != "primary" else f"{value:.4g}"
 
 
-def _evidence(check) -> str:  # noqa: ANN001 (a GateCheck)
+def _evidence(check: GateCheck) -> str:
     if check.p_value is not None:
         return f"p = {check.p_value:.3g}"
     if check.interval is not None:
