@@ -126,7 +126,7 @@ def non_inferiority_check(
     )
     passed = p >= alpha
     detail = (
-        f"{flag}: {candidate_label} {mine.text()} vs {other_label} {theirs.text()}; {b} answers flagged only for "
+        f"{flag}: {candidate_label} {mine.text()} vs {other_label} {theirs.text()}; {b} answer{'' if b == 1 else 's'} flagged only for "
         f"{candidate_label}, {c} only for {other_label}; exact McNemar one-sided p={p:.3g} "
         + (f">= alpha {alpha:g}: not significantly worse" if passed else f"< alpha {alpha:g}: significantly worse")
     )
