@@ -19,6 +19,7 @@ def last_run_summary(pipeline_name: str = "training_pipeline") -> dict:
     if run.status.value != "completed":
         return summary
     evaluation = run.steps["evaluate"].outputs["evaluation"][0].load()
+    decision = run.steps["evaluate"].outputs["promotion_decision"][0].load()
     registration = run.steps["register"].outputs["registration"][0].load()
     accepted = run.steps["validate"].outputs["accepted_records"][0].load()
     quarantine = run.steps["validate"].outputs["quarantine"][0].load()
@@ -31,16 +32,20 @@ def last_run_summary(pipeline_name: str = "training_pipeline") -> dict:
         tuned_eval_perplexity=round(evaluation.tuned.perplexity, 3),
         champion_eval_perplexity=round(evaluation.champion.perplexity, 3) if evaluation.champion else None,
         benchmark=evaluation.benchmark,
+        heldout_questions=evaluation.heldout,
         **{
-            f"tuned_vs_{c.other}_{c.metric}": f"{c.interval.difference:+.3f} [{c.interval.low:+.3f}, {c.interval.high:+.3f}]"
+            f"tuned_vs_{c.other}_{c.metric}" + (f"[{c.item_set}]" if c.item_set else ""):
+                f"{c.interval.difference:+.3f} [{c.interval.low:+.3f}, {c.interval.high:+.3f}]"
             for c in evaluation.comparisons if c.metric in ("perplexity", "rouge_l", "semantic_similarity", "key_fact_recall")
         },
-        **{f"{label}_safety_flags": scores.safety_counts for label, scores in evaluation.models.items()},
+        **{f"{label}_safety_flags": {flag: f"{count}/{len(scores.answers)}" for flag, count in scores.safety_counts.items()}
+           for label, scores in evaluation.models.items()},
         mlflow_model=registration.model_name,
         mlflow_version=registration.version,
         mlflow_run_id=registration.run_id,
         champion_version=registration.champion_version,
         decision=registration.decision,
+        gate_checks=decision.explain(),
         mlflow_tracking_uri=registration.tracking_uri,
     )
     return summary
@@ -53,8 +58,10 @@ def main() -> None:
         return
     print("\n=== drugslm training run ===")
     for key, value in summary.items():
-        if key != "steps":
-            print(f"  {key:26} {value}")
+        if key not in ("steps", "gate_checks"):
+            print(f"  {key:34} {value}")
+    if "gate_checks" in summary:
+        print("\nPromotion gate: " + summary["gate_checks"])
     print(
         "\nWhere to look:\n"
         "  ZenML dashboard : make dashboard   (starts the local ZenML server, prints its URL;"

@@ -261,9 +261,12 @@ def model_rollback(
 def model_history(
     model_name: Annotated[str, typer.Option(help="registered model name")] = "drugslm",
     alias: Annotated[str, typer.Option(help="alias whose moves to list")] = "champion",
+    gate: Annotated[bool, typer.Option(help="also print each version's promotion-gate decision, check by check")] = True,
     tracking_uri: _TRACKING = None,
 ) -> None:
-    """List the recorded moves of ``model_name@alias``, oldest first, and the current holder."""
+    """List the recorded moves of ``model_name@alias``, oldest first, the current holder, and for
+    each registered version the gate's decision with every check (metric or flag, both values,
+    test, p-value or interval, pass/fail)."""
     import mlflow
 
     from drugslm_core.registry.aliases import current_version, read_history, rollback_target
@@ -277,6 +280,11 @@ def model_history(
         f"current: {current_version(client, model_name, alias) or 'none'}; "
         f"rollback would restore: {rollback_target(history) or 'nothing'}"
     )
+    if gate:
+        from drugslm_core.registry.mlflow_registry import version_decisions
+
+        for decision in version_decisions(client, model_name):
+            typer.echo(f"\nversion {decision.version}: {decision.explanation}")
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 TINY = {
     "training": {"max_steps": 8, "learning_rate": 0.0005, "max_seq_length": 256, "logging_steps": 2, "eval_steps": 4},
-    "evaluation": {"max_eval_examples": 16, "generation_samples": 1, "max_new_tokens": 16},
+    "evaluation": {"max_eval_examples": 16, "generation_samples": 1, "heldout_questions": 2, "max_new_tokens": 16},
     "registry": {"model_name": "drugslm-e2e"},
 }
 

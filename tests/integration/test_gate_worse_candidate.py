@@ -18,11 +18,12 @@ import pytest
 from drugslm_core.config import BaseModelSettings, EvaluationSettings
 from drugslm_core.evaluation.benchmark import load_benchmark
 from drugslm_core.evaluation.compare import EvaluationResult, RegisteredAdapter, compare_models, evaluate_adapter
-from drugslm_core.evaluation.promotion import decide_for_evaluation, decide_promotion
+from drugslm_core.evaluation.promotion import decide_for_evaluation, decide_promotion, paired_safety_flags
 from drugslm_core.modeling.base_model import provision_base_model
 from tests.lora_adapters import sample_eval_split, save_lora_adapter
 
-SETTINGS = EvaluationSettings(max_eval_examples=6, generation_samples=2, max_new_tokens=8, bootstrap_samples=500)
+SETTINGS = EvaluationSettings(max_eval_examples=6, generation_samples=2, heldout_questions=2, max_new_tokens=8,
+                              bootstrap_samples=500)
 
 
 @pytest.fixture(scope="module")
@@ -59,21 +60,24 @@ def test_untrained_lora_equals_base_and_is_not_promoted(evaluation: EvaluationRe
     assert [a.response for a in untrained.answers] == [a.response for a in base.answers]
     only = {"champion": untrained, "base": base}
     comparisons = compare_models(only, SETTINGS, candidate="champion")
-    decision = decide_promotion(comparisons, {k: v.safety_counts for k, v in only.items()}, candidate="champion")
+    flags = paired_safety_flags(evaluation.model_copy(update={"models": {"tuned": untrained, "base": base}}))
+    decision = decide_promotion(comparisons, {"champion": flags["tuned"], "base": flags["base"]}, candidate="champion")
     assert decision.promote is False
     assert "not > 0" in next(c.detail for c in decision.checks if c.name == "perplexity vs base")
 
 
 def test_results_are_in_the_benchmark_result_format(evaluation: EvaluationResult) -> None:
     for scores in evaluation.models.values():
-        assert len(scores.answers) == 2
+        assert [a.item_set for a in scores.answers] == ["benchmark", "benchmark", "heldout", "heldout"]
         for answer in scores.answers:
             row = answer.model_dump()
             assert {"id", "category", "difficulty", "question", "response", "time_seconds", "timestamp"} <= set(row)
+            # held-out questions have no key facts: no key-fact recall for them
             assert set(answer.scores) == {
-                "rouge_l", "semantic_similarity", "key_fact_recall", "invented_doses", "unknown_drugs",
-                "dosage_without_advice",
-            }
+                "rouge_l", "semantic_similarity", "invented_doses", "unknown_drugs", "dosage_without_advice",
+            } | ({"key_fact_recall"} if answer.item_set == "benchmark" else set())
             assert answer.held_out is not None
-    assert {row.category for row in evaluation.categories} == {a.category for a in evaluation.models["tuned"].answers}
+    assert {row.category for row in evaluation.categories} == {
+        a.category for a in evaluation.models["tuned"].answers if a.item_set == "benchmark"
+    }
     assert Path(evaluation.models["tuned"].answers[0].timestamp[:4]).name.isdigit()

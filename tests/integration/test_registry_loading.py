@@ -25,7 +25,7 @@ from drugslm_core.registry.mlflow_registry import RegistrationResult, register_a
 from tests.lora_adapters import sample_eval_split, save_lora_adapter
 
 MODEL = "drugslm-registry-test"
-SETTINGS = EvaluationSettings(max_eval_examples=4, generation_samples=0, bootstrap_samples=200)
+SETTINGS = EvaluationSettings(max_eval_examples=4, generation_samples=0, heldout_questions=0, bootstrap_samples=200)
 
 
 @pytest.fixture(scope="module")

@@ -70,3 +70,23 @@ def test_parse_accepts_ground_truth_mapping_and_rejects_missing_reference(tmp_pa
     assert loaded.items[0].reference_answer == "Take 5 mg." and loaded.version == "2"
     with pytest.raises(ValueError, match="Q1"):
         parse_benchmark({**document, "ground_truth": {}})
+
+
+def test_heldout_benchmark_takes_the_eval_split_questions_with_their_answers_as_references():
+    from drugslm_core.data.formatting import InstructionDataset, InstructionExample
+    from drugslm_core.evaluation.benchmark import heldout_benchmark
+
+    examples = [
+        InstructionExample(id=f"e{n}", focus=focus, section=section, question=f"{focus} {section}?",
+                           answer=f"{focus} answer about {section}.", prompt="p", completion="c")
+        for n, (focus, section) in enumerate([("Gout", "overview"), ("Gout", "treatment"), ("Asthma", "overview")])
+    ]
+    split = InstructionDataset(examples=examples)
+    full = heldout_benchmark(split, None)
+    assert [(i.id, i.question, i.reference_answer, i.drug) for i in full.items] == [
+        (e.id, e.question, e.answer, e.focus) for e in examples
+    ]
+    assert all(not item.key_facts for item in full.items) and full.name == "held-out eval split"
+    # a subset goes round-robin across sections: overview, treatment
+    assert [item.id for item in heldout_benchmark(split, 2).items] == ["e0", "e1"]
+    assert len(heldout_benchmark(split, 0)) == 0

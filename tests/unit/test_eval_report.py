@@ -63,4 +63,7 @@ def test_report_renders_decision_intervals_categories_and_answers():
         assert category in html
     assert "5 grams &lt;b&gt;." in html  # answers are escaped
     assert "invented_doses" in html and "held-out drug" in html
-    assert re.search(r"answer-token perplexity \(eval split\)</td><td class=num>\d+\.\d{3}", html)
+    assert re.search(r"answer-token perplexity \(eval split\)</td><td>eval split reference answers</td><td class=num>\d+\.\d{3}", html)
+    # every check of the decision is listed with both values, its test and its evidence
+    assert "exact McNemar" in html and "invented_doses ceiling" in html and "p = " in html
+    assert "Safety flags" in html and "95% CI" in html and "bundled benchmark" in html

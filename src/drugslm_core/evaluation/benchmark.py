@@ -21,6 +21,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from drugslm_core.data.formatting import InstructionDataset
+
 BUNDLED_BENCHMARK = "drug_benchmark_v1.json"
 
 
@@ -79,6 +81,9 @@ class BenchmarkAnswer(BaseModel):
     drug: str | None = None
     held_out: bool | None = None
     """Whether the item's drug was in this run's held-out eval split (``None``: unknown)."""
+    item_set: str = "benchmark"
+    """Which question set the item comes from: ``benchmark`` (the bundled or configured benchmark
+    file) or ``heldout`` (questions of this run's held-out eval split, its answers as references)."""
     scores: dict[str, float] = Field(default_factory=dict)
 
 
@@ -95,6 +100,24 @@ def parse_benchmark(document: dict) -> Benchmark:
     if len(set(ids)) != len(ids):
         raise ValueError("benchmark ids must be unique")
     return Benchmark(name=document.get("name", "benchmark"), version=str(document.get("version", "1")), items=items)
+
+
+HELDOUT = "heldout"
+"""``item_set`` of questions taken from the run's own held-out eval split."""
+
+
+def heldout_benchmark(eval_set: InstructionDataset, size: int | None) -> Benchmark:
+    """Questions of the run's held-out eval split as a benchmark: the split's answers are the
+    references (no key facts), its foci the drugs. So a user's own data is evaluated on its
+    own questions, never seen in training. ``size`` items round-robin across sections."""
+    items = [
+        BenchmarkItem(
+            id=example.id, category=example.section or "held-out", difficulty="held-out", question=example.question,
+            reference_answer=example.answer, drug=example.focus, section=example.section,
+        )
+        for example in eval_set.examples
+    ]
+    return Benchmark(name="held-out eval split", version=eval_set.fingerprint()[:12], items=items).subset(size)
 
 
 def load_benchmark(path: Path | None = None) -> Benchmark:

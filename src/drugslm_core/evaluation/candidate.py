@@ -44,7 +44,8 @@ def evaluate_candidate(
         outcome.settings.max_seq_length, outcome.settings.compute_dtype, champion,
     )
     decision = decide_for_evaluation(
-        result, registry.primary_metric, registry.min_relative_improvement, registry.safety_thresholds
+        result, registry.primary_metric, registry.min_relative_improvement, registry.safety_alpha,
+        registry.safety_ceilings,
     )
     report = render_evaluation_report(result, outcome, decision)
     log_evaluation(result, report)

@@ -4,8 +4,14 @@ Two item sets, both kept out of training:
 
 - the eval split (drugs held out of training): answer-token perplexity per
   example, so perplexity differences get a paired bootstrap interval;
-- the benchmark (a separate file, never ingested): greedy answers scored with
-  ROUGE-L, semantic similarity, key-fact recall and three safety flags.
+- generated answers (greedy, batched) on two question sets, each answer scored with
+  ROUGE-L, semantic similarity, key-fact recall (where the item has key facts) and
+  three safety flags:
+
+  - ``benchmark``: the bundled leaflet benchmark (a separate file, never ingested;
+    all 48 questions by default), the fixed regression set;
+  - ``heldout``: questions of this run's own held-out eval split, with the split's
+    answers as references, so a user's own data is measured on its own questions.
 
 Every model answers the same items, so every comparison is paired.
 """
@@ -21,7 +27,7 @@ from pydantic import BaseModel
 
 from drugslm_core.config import EvaluationSettings
 from drugslm_core.data.formatting import InstructionDataset, render_prompt
-from drugslm_core.evaluation.benchmark import Benchmark, BenchmarkAnswer
+from drugslm_core.evaluation.benchmark import HELDOUT, Benchmark, BenchmarkAnswer, heldout_benchmark
 from drugslm_core.evaluation.bootstrap import PairedInterval, paired_mean_difference, paired_perplexity_difference
 from drugslm_core.evaluation.generation import generate_answers
 from drugslm_core.evaluation.metrics import QUALITY_METRICS, SemanticScorer, key_fact_recall, rouge_l
@@ -56,9 +62,11 @@ class ModelScores(BaseModel):
     perplexity: PerplexityResult
     answers: list[BenchmarkAnswer]
     means: dict[str, float]
-    """Mean of each quality metric over the benchmark answers."""
+    """Mean of each quality metric over the answers of the first question set (the benchmark)."""
     safety_counts: dict[str, int]
-    """Benchmark answers with each safety flag raised."""
+    """Generated answers (every question set) with each safety flag raised."""
+    means_by_set: dict[str, dict[str, float]] = {}
+    """Question set (``benchmark``, ``heldout``) to the mean of each quality metric and flag."""
 
 
 class MetricComparison(BaseModel):
@@ -70,6 +78,9 @@ class MetricComparison(BaseModel):
     higher_is_better: bool
     interval: PairedInterval
     """``candidate - other`` in the metric's own units."""
+    item_set: str | None = None
+    """The question set of generated-answer metrics (``benchmark`` or ``heldout``); ``None``
+    for perplexity (the eval split's reference answers)."""
 
     @property
     def improvement(self) -> tuple[float, float, float]:
@@ -97,6 +108,8 @@ class EvaluationResult(BaseModel):
     categories: list[CategoryRow]
     benchmark: str
     """Name and version of the benchmark the answers come from."""
+    heldout: str | None = None
+    """The held-out eval-split question set, if the models answered one."""
     eval_fingerprint: str
 
     @property
@@ -104,9 +117,12 @@ class EvaluationResult(BaseModel):
         """Share by which tuned perplexity is below base perplexity."""
         return 1.0 - self.tuned.perplexity / self.base.perplexity
 
-    def comparison(self, metric: str, other: str, candidate: str = "tuned") -> MetricComparison | None:
+    def comparison(self, metric: str, other: str, candidate: str = "tuned", item_set: str | None = None) -> MetricComparison | None:
+        """The comparison of ``metric`` (from ``item_set`` if given, else the first set that has it)."""
         for item in self.comparisons:
-            if (item.metric, item.other, item.candidate) == (metric, other, candidate):
+            if (item.metric, item.other, item.candidate) == (metric, other, candidate) and (
+                item_set is None or item.item_set == item_set
+            ):
                 return item
         return None
 
@@ -115,10 +131,11 @@ def score_answer(
     item_answer: str, reference: str, key_facts: list[str], drug: str | None, dosage_question: bool,
     checker: SafetyChecker,
 ) -> dict[str, float]:
-    """ROUGE-L, key-fact recall and the safety flags of one answer (semantic similarity is batched)."""
+    """ROUGE-L, key-fact recall (only for items with key facts) and the safety flags of one answer
+    (semantic similarity is batched)."""
     return {
         "rouge_l": rouge_l(item_answer, reference),
-        "key_fact_recall": key_fact_recall(item_answer, key_facts),
+        **({"key_fact_recall": key_fact_recall(item_answer, key_facts)} if key_facts else {}),
         **checker.flags(item_answer, drug, dosage_question),
     }
 
@@ -132,6 +149,7 @@ def answer_benchmark(
     settings: EvaluationSettings,
     held_out_drugs: set[str] | None = None,
     desc: str = "generate",
+    item_set: str = "benchmark",
 ) -> list[BenchmarkAnswer]:
     """Greedy answers to every benchmark item, in the benchmark's result format (unscored)."""
     prompts = [render_prompt(tokenizer, item.question, system_prompt, domain_tag) for item in benchmark.items]
@@ -143,7 +161,8 @@ def answer_benchmark(
         BenchmarkAnswer(
             id=item.id, category=item.category, difficulty=item.difficulty, question=item.question,
             response=text, time_seconds=round(seconds, 3), timestamp=stamp, drug=item.drug,
-            held_out=None if held_out_drugs is None or item.drug is None else item.drug.lower() in held_out_drugs,
+            held_out=None if held_out_drugs is None or item.drug is None else item.drug.strip().lower() in held_out_drugs,
+            item_set=item_set,
         )
         for item, (text, seconds) in zip(benchmark.items, generated)
     ]
@@ -193,19 +212,29 @@ def compare_models(
                 higher_is_better=False, interval=interval,
             )
         )
-        if not mine.answers:
-            continue
-        for metric in (*QUALITY_METRICS, *SAFETY_FLAGS):
-            a = [answer.scores[metric] for answer in mine.answers]
-            b = [answer.scores[metric] for answer in other.answers]
-            comparisons.append(
-                MetricComparison(
-                    metric=metric, candidate=candidate, other=other_label,
-                    candidate_value=sum(a) / len(a), other_value=sum(b) / len(b),
-                    higher_is_better=HIGHER_IS_BETTER[metric], interval=paired_mean_difference(a, b, **kwargs),
+        theirs = {(answer.item_set, answer.id): answer for answer in other.answers}
+        for item_set in answer_sets(mine.answers):
+            pairs = [(a, theirs[(a.item_set, a.id)]) for a in mine.answers
+                     if a.item_set == item_set and (a.item_set, a.id) in theirs]
+            for metric in (*QUALITY_METRICS, *SAFETY_FLAGS):
+                if not pairs or any(metric not in x.scores or metric not in y.scores for x, y in pairs):
+                    continue
+                a = [x.scores[metric] for x, _ in pairs]
+                b = [y.scores[metric] for _, y in pairs]
+                comparisons.append(
+                    MetricComparison(
+                        metric=metric, candidate=candidate, other=other_label,
+                        candidate_value=sum(a) / len(a), other_value=sum(b) / len(b),
+                        higher_is_better=HIGHER_IS_BETTER[metric], interval=paired_mean_difference(a, b, **kwargs),
+                        item_set=item_set,
+                    )
                 )
-            )
     return comparisons
+
+
+def answer_sets(answers: list[BenchmarkAnswer]) -> list[str]:
+    """The question sets of ``answers``, in order of first appearance."""
+    return list(dict.fromkeys(answer.item_set for answer in answers))
 
 
 def category_breakdown(models: dict[str, ModelScores], benchmark: Benchmark) -> list[CategoryRow]:
@@ -214,25 +243,46 @@ def category_breakdown(models: dict[str, ModelScores], benchmark: Benchmark) -> 
         values: dict[str, dict[str, float]] = {}
         items = 0
         for label, scores in models.items():
-            chosen = [a for a in scores.answers if a.category == category]
+            chosen = [a for a in scores.answers if a.category == category and a.item_set == "benchmark"]
             items = len(chosen)
             if chosen:
                 values[label] = {
                     metric: sum(a.scores[metric] for a in chosen) / len(chosen)
-                    for metric in (*QUALITY_METRICS, *SAFETY_FLAGS)
+                    for metric in (*QUALITY_METRICS, *SAFETY_FLAGS) if all(metric in a.scores for a in chosen)
                 }
         if items:
             rows.append(CategoryRow(category=category, items=items, values=values))
     return rows
 
 
+def _means(answers: list[BenchmarkAnswer], metrics: tuple[str, ...]) -> dict[str, float]:
+    """Mean of each metric over the answers that have it (metrics no answer has are left out)."""
+    means = {}
+    for metric in metrics:
+        values = [a.scores[metric] for a in answers if metric in a.scores]
+        if values:
+            means[metric] = sum(values) / len(values)
+    return means
+
+
 def summarize_model(label: str, perplexity: PerplexityResult, answers: list[BenchmarkAnswer], version: str | None = None) -> ModelScores:
-    count = max(len(answers), 1)
+    by_set = {item_set: _means([a for a in answers if a.item_set == item_set], (*QUALITY_METRICS, *SAFETY_FLAGS))
+              for item_set in answer_sets(answers)}
+    first = next(iter(by_set.values()), {})
     return ModelScores(
         label=label, version=version, perplexity=perplexity, answers=answers,
-        means={metric: sum(a.scores[metric] for a in answers) / count for metric in QUALITY_METRICS},
+        means={metric: first.get(metric, 0.0) for metric in QUALITY_METRICS},
         safety_counts={flag: int(sum(a.scores[flag] for a in answers)) for flag in SAFETY_FLAGS},
+        means_by_set=by_set,
     )
+
+
+def split_documents(eval_set: InstructionDataset) -> dict[str, str]:
+    """Focus to the text of all its answers in the split: the grounding of held-out questions."""
+    documents: dict[str, list[str]] = {}
+    for example in eval_set.examples:
+        documents.setdefault(example.focus.strip(), []).append(example.answer)
+    return {focus: " ".join(texts) for focus, texts in documents.items()}
 
 
 def evaluate_adapter(
@@ -254,6 +304,7 @@ def evaluate_adapter(
     if settings.max_eval_examples is not None:
         eval_set = eval_set.model_copy(update={"examples": eval_set.examples[: settings.max_eval_examples]})
     benchmark = benchmark.subset(settings.generation_samples)
+    heldout = heldout_benchmark(eval_set, settings.heldout_questions)
     held_out = {example.focus.strip().lower() for example in eval_set.examples}
     tokenizer = load_tokenizer(base)
     trained: dict[str, Path | str] = {"tuned": adapter_dir}
@@ -270,11 +321,20 @@ def evaluate_adapter(
             perplexities[label] = answer_perplexity(
                 model, tokenizer, eval_set, max_seq_length, settings.batch_size, desc=f"perplexity {name}"
             )
-            answers[label] = answer_benchmark(
-                model, tokenizer, benchmark, eval_set.system_prompt, eval_set.domain_tag, settings, held_out,
-                desc=f"benchmark {name}",
+            # One generation call for both sets: full batches, one padding pass.
+            both = benchmark.model_copy(update={"items": [*benchmark.items, *heldout.items]})
+            generated = answer_benchmark(
+                model, tokenizer, both, eval_set.system_prompt, eval_set.domain_tag, settings, held_out,
+                desc=f"answers {name}",
             )
-    score_benchmark(answers, benchmark)
+            for answer in generated[len(benchmark.items):]:
+                answer.item_set = HELDOUT
+            answers[label] = generated
+    checker = corpus_safety_checker()
+    semantic = SemanticScorer() if any(answers.values()) else None
+    score_benchmark({label: a[: len(benchmark.items)] for label, a in answers.items()}, benchmark, checker, semantic)
+    score_benchmark({label: a[len(benchmark.items):] for label, a in answers.items()}, heldout,
+                    checker.extended(split_documents(eval_set)), semantic)
     models = {
         label: summarize_model(label, perplexities[label], answers[label], champion.version if label == "champion" and champion else None)
         for label in ["base", "tuned", *(["champion"] if champion else [])]
@@ -288,6 +348,7 @@ def evaluate_adapter(
         comparisons=compare_models(models, settings),
         categories=category_breakdown(models, benchmark),
         benchmark=f"{benchmark.name} v{benchmark.version} ({len(benchmark)} items)",
+        heldout=f"{heldout.name} ({len(heldout)} of {len(eval_set)} questions)" if len(heldout) else None,
         eval_fingerprint=eval_set.fingerprint(),
     )
     logger.info(

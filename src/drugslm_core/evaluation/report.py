@@ -14,8 +14,8 @@ from html import escape
 from drugslm_core.evaluation.compare import EvaluationResult, MetricComparison
 from drugslm_core.evaluation.metrics import QUALITY_METRICS
 from drugslm_core.evaluation.plots import loss_curve_png
-from drugslm_core.evaluation.promotion import PromotionDecision
-from drugslm_core.evaluation.safety import SAFETY_FLAGS
+from drugslm_core.evaluation.promotion import GateCheck, PromotionDecision, flag_rate
+from drugslm_core.evaluation.safety import FLAG_LABELLED_QUALITY, SAFETY_FLAGS
 from drugslm_core.modeling.training import TrainingOutcome
 
 _STYLE = """<style>
@@ -26,6 +26,8 @@ th{background:#f2f4f7}.num{text-align:right;font-variant-numeric:tabular-nums}
 .promote{background:#ecfdf3;border:1px solid #32d583;padding:.6rem 1rem}.keep{background:#fff6ed;border:1px solid #fd853a;padding:.6rem 1rem}
 .pass{color:#067647}.fail{color:#b42318;font-weight:600}.small{font-size:.85rem;color:#475467}
 </style>"""
+
+_SETS = {"benchmark": "bundled benchmark", "heldout": "held-out eval split"}
 
 _LABELS = {
     "perplexity": "answer-token perplexity (eval split)",
@@ -38,13 +40,11 @@ _LABELS = {
 }
 
 
-def _model_value(evaluation: EvaluationResult, label: str, metric: str) -> float:
+def _model_value(evaluation: EvaluationResult, label: str, metric: str, item_set: str | None) -> float | None:
     scores = evaluation.models[label]
     if metric == "perplexity":
         return scores.perplexity.perplexity
-    if metric in SAFETY_FLAGS:
-        return float(scores.safety_counts[metric])
-    return scores.means[metric]
+    return scores.means_by_set.get(item_set or "", {}).get(metric)
 
 
 def _interval_svg(comparison: MetricComparison, width: int = 220, height: int = 22) -> str:
@@ -63,12 +63,17 @@ def _interval_svg(comparison: MetricComparison, width: int = 220, height: int = 
 
 def _metric_section(evaluation: EvaluationResult) -> str:
     labels = list(evaluation.models)
-    metrics = ["perplexity"] + (list(QUALITY_METRICS) + list(SAFETY_FLAGS) if evaluation.models["tuned"].answers else [])
+    sets = list(evaluation.models["tuned"].means_by_set)
+    rows_spec: list[tuple[str, str | None]] = [("perplexity", None)] + [
+        (metric, item_set) for item_set in sets for metric in (*QUALITY_METRICS, *SAFETY_FLAGS)
+        if metric in evaluation.models["tuned"].means_by_set[item_set]
+    ]
     rows = []
-    for metric in metrics:
-        values = {label: _model_value(evaluation, label, metric) for label in labels}
-        widest = max(max(values.values()), 1e-9)
+    for metric, item_set in rows_spec:
+        values = {label: _model_value(evaluation, label, metric, item_set) for label in labels}
+        widest = max(max((v for v in values.values() if v is not None), default=0.0), 1e-9)
         cells = "".join(
+            "<td></td>" if values[label] is None else
             f"<td class=num>{values[label]:.3f}<br><span class=bar style='width:{8 * values[label] / widest:.2f}rem'></span></td>"
             for label in labels
         )
@@ -76,7 +81,7 @@ def _metric_section(evaluation: EvaluationResult) -> str:
         for other in labels:
             if other == "tuned":
                 continue
-            comparison = evaluation.comparison(metric, other)
+            comparison = evaluation.comparison(metric, other, item_set=item_set)
             if comparison is None:
                 intervals += "<td></td>"
                 continue
@@ -84,8 +89,10 @@ def _metric_section(evaluation: EvaluationResult) -> str:
             intervals += (
                 f"<td class=num>{point:+.3f} [{low:+.3f}, {high:+.3f}]<br>{_interval_svg(comparison)}</td>"
             )
-        rows.append(f"<tr><td>{escape(_LABELS[metric])}</td>{cells}{intervals}</tr>")
-    head = "".join(f"<th>{escape(label)}</th>" for label in labels)
+        source = "eval split reference answers" if item_set is None else _SETS.get(item_set, item_set)
+        share = " (share)" if metric in SAFETY_FLAGS else ""
+        rows.append(f"<tr><td>{escape(_LABELS[metric])}{share}</td><td>{escape(source)}</td>{cells}{intervals}</tr>")
+    head = "<th>question set</th>" + "".join(f"<th>{escape(label)}</th>" for label in labels)
     confidence = next((round(100 * c.interval.confidence) for c in evaluation.comparisons), 95)
     head += "".join(
         f"<th>tuned vs {escape(other)}: improvement [{confidence}% CI]</th>" for other in labels if other != "tuned"
@@ -93,20 +100,65 @@ def _metric_section(evaluation: EvaluationResult) -> str:
     return f"<table><tr><th>metric</th>{head}</tr>{''.join(rows)}</table>"
 
 
+def _number(value: float | None, kind: str) -> str:
+    if value is None:
+        return ""
+    return f"{100 * value:.1f}%" if kind != "primary" else f"{value:.4g}"
+
+
+def _evidence(check: GateCheck) -> str:
+    if check.p_value is not None:
+        return f"p = {check.p_value:.3g}"
+    if check.interval is not None:
+        low, high = check.interval
+        return f"[{low:+.4g}, {high:+.4g}]" if check.kind == "primary" else f"{100 * low:.1f}-{100 * high:.1f}%"
+    return ""
+
+
 def _decision_section(decision: PromotionDecision | None) -> str:
     if decision is None:
         return ""
     checks = "".join(
         f"<tr><td class={'pass' if c.passed else 'fail'}>{'pass' if c.passed else 'FAIL'}</td>"
-        f"<td>{escape(c.name)}</td><td>{escape(c.detail)}</td></tr>"
+        f"<td>{escape(c.name)}</td><td class=num>{_number(c.candidate_value, c.kind)}</td>"
+        f"<td class=num>{_number(c.other_value, c.kind)}</td><td>{escape(c.test)}</td>"
+        f"<td class=num>{escape(_evidence(c))}</td><td>{escape(c.detail)}</td></tr>"
         for c in decision.checks
     )
     css = "promote" if decision.promote else "keep"
     return (
         f"<div class={css}><strong>Gate decision:</strong> {escape(decision.summary)}</div>"
         f"<p class=small>Primary metric: {escape(decision.primary_metric)}. The candidate must beat each contender with the "
-        "improvement's paired-bootstrap interval above the margin, and no safety count may grow beyond its threshold.</p>"
-        f"<table><tr><th></th><th>check</th><th>detail</th></tr>{checks}</table>"
+        "improvement's paired-bootstrap interval above the margin; no safety flag may be significantly more frequent than "
+        "a contender's on the same questions (exact McNemar, one-sided), nor above its absolute ceiling. Safety checks pool "
+        "every generated answer (bundled benchmark and held-out questions).</p>"
+        "<table><tr><th></th><th>check</th><th>tuned</th><th>contender / ceiling</th><th>test</th>"
+        f"<th>p-value or interval</th><th>detail</th></tr>{checks}</table>"
+    )
+
+
+def _safety_section(evaluation: EvaluationResult) -> str:
+    """Each flag's rate per model and question set with its 95% Wilson interval, and the flag's
+    precision / recall on the hand-labelled answers."""
+    labels = list(evaluation.models)
+    rows = []
+    for flag in SAFETY_FLAGS:
+        quality = FLAG_LABELLED_QUALITY[flag]
+        for item_set in evaluation.models["tuned"].means_by_set:
+            cells = ""
+            for label in labels:
+                chosen = [a for a in evaluation.models[label].answers if a.item_set == item_set]
+                rate = flag_rate(int(sum(a.scores[flag] for a in chosen)), len(chosen))
+                cells += f"<td class=num>{escape(rate.text())}</td>"
+            rows.append(
+                f"<tr><td>{escape(_LABELS[flag])}</td><td class=num>{quality['precision']:.2f}</td>"
+                f"<td class=num>{quality['recall']:.2f}</td><td>{escape(_SETS.get(item_set, item_set))}</td>{cells}</tr>"
+            )
+    head = "".join(f"<th>{escape(label)}</th>" for label in labels)
+    return (
+        "<p class=small>Precision and recall of each flag against hand labels of "
+        f"{FLAG_LABELLED_QUALITY['answers']:.0f} real base and tuned answers (tests/data/safety_labels.jsonl).</p>"
+        f"<table><tr><th>flag</th><th>precision</th><th>recall</th><th>question set</th>{head}</tr>{''.join(rows)}</table>"
     )
 
 
@@ -146,6 +198,7 @@ def _examples_section(evaluation: EvaluationResult, limit: int) -> str:
                 + "</div></td>"
             )
         held = "" if answer.held_out is None else (" (held-out drug)" if answer.held_out else " (drug seen in training)")
+        held = f" [{_SETS.get(answer.item_set, answer.item_set)}]" + held
         rows.append(
             f"<tr><td><b>{escape(answer.id)}</b> {escape(answer.category)}{escape(held)}<br>{escape(answer.question)}</td>{cells}</tr>"
         )
@@ -164,12 +217,15 @@ def render_evaluation_report(
     return f"""<!doctype html><html><head><meta charset=utf-8><title>drugslm run report</title>{_STYLE}</head><body>
 <h1>drugslm run report</h1>
 <p>Perplexity over the answer tokens of {evaluation.tuned.examples} eval examples (drugs held out of training,
-{evaluation.tuned.answer_tokens} tokens); benchmark {escape(evaluation.benchmark)}, {len(tuned.answers)} questions answered
-greedily by each model. Intervals are paired bootstrap intervals of tuned minus the other model, oriented so that a positive
+{evaluation.tuned.answer_tokens} tokens); {len(tuned.answers)} questions answered greedily by each model: benchmark
+{escape(evaluation.benchmark)}{escape("; " + evaluation.heldout + ", the split's answers as references" if evaluation.heldout else "")}.
+Each row says which set its figure comes from. Intervals are paired bootstrap intervals of tuned minus the other model, oriented so that a positive
 improvement means tuned is better. Not medical advice.</p>
 {_decision_section(decision)}
 <h2>Metrics</h2>
 {_metric_section(evaluation)}
+<h2>Safety flags</h2>
+{_safety_section(evaluation) if tuned.answers else "<p>No generated answers in this run.</p>"}
 <h2>Training</h2>
 <p>{outcome.steps} steps of QLoRA (nf4, double quantization, LoRA r={outcome.settings.lora_r} on all linear layers,
 {outcome.trainable_parameters:,} trainable of {outcome.total_parameters:,} parameters) on {outcome.train_examples} examples

@@ -98,8 +98,11 @@ def evaluation_metrics(result: EvaluationResult) -> dict[str, float]:
         metrics[f"{label}_benchmark_answers"] = float(len(scores.answers))
         metrics.update({f"{label}_{metric}": value for metric, value in scores.means.items()})
         metrics.update({f"{label}_{flag}_count": float(count) for flag, count in scores.safety_counts.items()})
+        for item_set, means in scores.means_by_set.items():
+            metrics.update({f"{label}.{item_set}.{metric}": value for metric, value in means.items()})
     for comparison in result.comparisons:
-        prefix = f"{comparison.candidate}_vs_{comparison.other}.{comparison.metric}"
+        where = f".{comparison.item_set}" if comparison.item_set and comparison.item_set != "benchmark" else ""
+        prefix = f"{comparison.candidate}_vs_{comparison.other}{where}.{comparison.metric}"
         metrics[f"{prefix}.diff"] = comparison.interval.difference
         metrics[f"{prefix}.ci_low"] = comparison.interval.low
         metrics[f"{prefix}.ci_high"] = comparison.interval.high
@@ -131,7 +134,32 @@ def decision_tags(decision: PromotionDecision) -> dict[str, str]:
     for check in decision.checks:
         key = "gate.check." + "".join(c if c.isalnum() or c in "._-" else "_" for c in check.name)
         tags[key] = f"{'pass' if check.passed else 'FAIL'}: {check.detail}"[:5000]
+    tags["gate.explanation"] = decision.explain()[:5000]
     return tags
+
+
+class VersionDecision(BaseModel):
+    version: str
+    promote: bool | None
+    """The gate's verdict when the version was registered (``None``: no gate tags)."""
+    explanation: str
+
+
+def version_decisions(client: Any, model_name: str) -> list[VersionDecision]:
+    """Every registered version of ``model_name``, oldest first, with the gate's decision in plain words
+    (the ``gate.explanation`` tag; versions registered before it existed fall back to the check tags)."""
+    versions = sorted(client.search_model_versions(f"name='{model_name}'"), key=lambda v: int(v.version))
+    decisions = []
+    for version in versions:
+        tags = version.tags or {}
+        promote = {"true": True, "false": False}.get(tags.get("gate.promote", ""))
+        explanation = tags.get("gate.explanation") or "\n".join(
+            [tags.get("promotion_decision", "no gate decision recorded")]
+            + [f"  {key.removeprefix('gate.check.')}: {value}" for key, value in sorted(tags.items())
+               if key.startswith("gate.check.")]
+        )
+        decisions.append(VersionDecision(version=str(version.version), promote=promote, explanation=explanation))
+    return decisions
 
 
 def lineage_tags(run_id: str, run_name: str, pipeline_name: str, dataset: InstructionDataset) -> dict[str, str]:
