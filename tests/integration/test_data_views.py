@@ -4,8 +4,6 @@ and no personal data anywhere in what the dashboard shows."""
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from pathlib import Path
 
 import pytest
@@ -18,17 +16,6 @@ from materializers import QuarantineMaterializer, RecordBatchMaterializer
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "bad_inputs"
 PERSONAL = ["maria.souza@example.com", "12345678909", "123 45 6789", "+5511987654321", "98765-4321", "415-555-2671"]
-
-
-@pytest.fixture
-def store_dir() -> Path:
-    """A folder of its own in the active (local) artifact store, removed afterwards."""
-    from zenml.client import Client
-
-    root = Path(Client().active_stack.artifact_store.path) / "drugslm-data-view-tests" / uuid.uuid4().hex
-    root.mkdir(parents=True)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def roundtrip(materializer_class, data, root: Path):

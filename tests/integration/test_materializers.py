@@ -4,8 +4,6 @@ and removes it afterwards."""
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -27,16 +25,6 @@ from materializers import (
     RecordBatchMaterializer,
     ValidationResultMaterializer,
 )
-
-
-@pytest.fixture
-def store_dir() -> Path:
-    from zenml.client import Client
-
-    root = Path(Client().active_stack.artifact_store.path) / "drugslm-materializer-tests" / uuid.uuid4().hex
-    root.mkdir(parents=True)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def roundtrip(materializer_class, data, tmp_path: Path):

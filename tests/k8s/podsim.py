@@ -47,7 +47,8 @@ class ImageLayout:
     home: str | None = None
 
 
-def _logical_lines(text: str) -> list[str]:
+def logical_lines(text: str) -> list[str]:
+    """A Dockerfile's instructions as single lines: comments dropped, continuations joined."""
     lines, current = [], ""
     for raw in text.splitlines():
         stripped = raw.strip()
@@ -66,7 +67,7 @@ def _logical_lines(text: str) -> list[str]:
 def parse_dockerfile(path: Path = DOCKERFILE) -> ImageLayout:
     """The parts of the Dockerfile (final stage) that decide what a container sees."""
     layout = ImageLayout()
-    for line in _logical_lines(path.read_text()):
+    for line in logical_lines(path.read_text()):
         instruction, _, rest = line.partition(" ")
         instruction = instruction.upper()
         if instruction == "FROM":

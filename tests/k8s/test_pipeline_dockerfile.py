@@ -12,25 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.k8s.podsim import logical_lines
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO_ROOT / "docker" / "Dockerfile"
 
 
 def _instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) pairs, comments dropped, continuations joined."""
-    lines: list[str] = []
-    pending = ""
-    for raw in DOCKERFILE.read_text().splitlines():
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        lines.append(pending + stripped)
-        pending = ""
     result = []
-    for line in lines:
+    for line in logical_lines(DOCKERFILE.read_text()):
         instruction, _, args = line.partition(" ")
         result.append((instruction.upper(), args.strip()))
     return result
