@@ -39,7 +39,7 @@ pytestmark = pytest.mark.stack
 TINY = {
     # a checkpoint at step 2, mirrored to the bucket and kept there for the test to find
     "training": {"max_steps": 3, "max_seq_length": 256, "logging_steps": 1, "eval_steps": 2, "keep_checkpoints": True},
-    "evaluation": {"max_eval_examples": 8, "generation_samples": 1, "max_new_tokens": 8},
+    "evaluation": {"max_eval_examples": 8, "generation_samples": 1, "heldout_questions": 2, "max_new_tokens": 8},
     "registry": {"model_name": "drugslm-loopback"},
 }
 
