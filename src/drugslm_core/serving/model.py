@@ -77,8 +77,11 @@ def load_served_model(
     Raises ``LookupError`` when the model, alias or version does not exist."""
     from drugslm_core.registry.loading import load_registered_version
 
-    loaded = load_registered_version(
-        model_name, base_settings, version=version, alias=None if version is not None else alias,
-        download_dir=download_dir or Path(tempfile.mkdtemp(prefix="drugslm-serve-")), compute_dtype=compute_dtype,
-    )
+    # Once loaded, the weights live in memory: the downloaded copy is removed (every reload of the
+    # alias watcher would otherwise leave one more adapter, or whole model, in the temp folder).
+    with tempfile.TemporaryDirectory(prefix="drugslm-serve-") as scratch:
+        loaded = load_registered_version(
+            model_name, base_settings, version=version, alias=None if version is not None else alias,
+            download_dir=download_dir or Path(scratch), compute_dtype=compute_dtype,
+        )
     return ServedModel(model_name, loaded.adapter, loaded.model, loaded.tokenizer, data_settings or DataSettings())

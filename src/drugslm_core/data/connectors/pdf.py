@@ -31,6 +31,8 @@ def extract_pdf_pages(data: bytes, where: str) -> list[str]:
         return [page.extract_text() or "" for page in reader.pages]
     except SourceFormatError:
         raise
+    # pypdf raises NotImplementedError for encryption algorithms and stream filters it lacks:
+    # that leaflet is unreadable here (quarantined by the caller), not a defect of ours.
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError, NotImplementedError) as error:
         raise SourceFormatError(where, f"not a readable PDF ({type(error).__name__}: {error})") from error
 
