@@ -221,16 +221,35 @@ def _replay(log: Path, endpoint: str) -> int:
     return sent
 
 
-def restart_s3(settings: LoopbackSettings, downtime: float) -> int:
-    """Stop the S3 server, leave it down ``downtime`` seconds, start it again with its objects."""
+def restart_s3(
+    settings: LoopbackSettings, downtime: float, until_log: Path | None = None, until: str | None = None,
+    max_downtime: float = 600.0,
+) -> tuple[int, float]:
+    """Stop the S3 server, leave it down, start it again with its objects; return (pid, seconds down).
+
+    It stays down ``downtime`` seconds and, with ``until_log``/``until``, also until that
+    regular expression appears in that log (at most ``max_downtime`` seconds): a fault test
+    waits for the client to notice the outage instead of hoping a request falls in the window.
+    """
+    import re
+
     pids = _read_pids(settings)
     if "s3" not in pids or not _alive(pids["s3"]):
         raise RuntimeError("the loopback S3 server is not running (make stack-up)")
     _stop([pids["s3"]])
+    stopped = time.monotonic()
     time.sleep(downtime)
+    if until_log is not None and until:
+        pattern = re.compile(until)
+        ansi = re.compile(r"\x1b\[[0-9;]*m")
+        while time.monotonic() - stopped < max_downtime:
+            if until_log.exists() and pattern.search(ansi.sub("", until_log.read_text(errors="replace"))):
+                break
+            time.sleep(0.5)
+    down_for = time.monotonic() - stopped
     pids["s3"] = _start_s3(settings)
     _pid_file(settings).write_text(json.dumps(pids))
-    return pids["s3"]
+    return pids["s3"], down_for
 
 
 def _ensure_bucket(settings: LoopbackSettings) -> None:
@@ -360,7 +379,10 @@ def status(settings: LoopbackSettings) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m stacks.loopback", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["up", "down", "status", "restart-s3"])
-    parser.add_argument("--downtime", type=float, default=10.0, help="restart-s3: seconds S3 stays down")
+    parser.add_argument("--downtime", type=float, default=10.0, help="restart-s3: seconds S3 stays down (at least)")
+    parser.add_argument("--until-log", type=Path, help="restart-s3: stay down until --until appears in this log too")
+    parser.add_argument("--until", help="restart-s3: regular expression awaited in --until-log")
+    parser.add_argument("--max-downtime", type=float, default=600.0, help="restart-s3: give up waiting after this")
     arguments = parser.parse_args()
     action = arguments.action
     settings = load_settings().loopback
@@ -371,8 +393,10 @@ def main() -> None:
         print(f"  MLflow       {mlflow_uri(settings)}")
         print(f"  ZenML        {zenml_url(settings)}  (dashboard)")
     elif action == "restart-s3":
-        pid = restart_s3(settings, arguments.downtime)
-        print(f"S3 server restarted after {arguments.downtime:g} s down (pid {pid}), objects replayed")
+        pid, down_for = restart_s3(
+            settings, arguments.downtime, arguments.until_log, arguments.until, arguments.max_downtime
+        )
+        print(f"S3 server restarted after {down_for:.1f} s down (pid {pid}), objects replayed")
     elif action == "down":
         print(f"Stopped: {', '.join(down(settings)) or 'nothing was running'}")
     else:
