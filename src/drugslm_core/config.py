@@ -407,6 +407,19 @@ class ServingSettings(Section):
     """Compute dtype of the loaded model (the 4-bit base dequantizes into it)."""
 
 
+class FeedbackSettings(Section):
+    """Traces of served requests and the feedback attached to them (MLflow Tracing; docs/serving.md)."""
+
+    enabled: bool = True
+    """Record every served chat completion as an MLflow trace (in the server's tracking store)."""
+    trace_experiment: str = "drugslm-traces"
+    """The MLflow experiment holding the traces (created when missing)."""
+    max_pending: int = Field(default=256, ge=1)
+    """Traces waiting to be written; when the store is slow or down, more are dropped (and counted)."""
+    feedback_wait_s: float = Field(default=10.0, ge=0)
+    """How long ``POST /v1/feedback`` waits for a just-served request's trace to be written."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DRUGSLM_", env_nested_delimiter="__", extra="forbid"
@@ -422,6 +435,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     loopback: LoopbackSettings = Field(default_factory=LoopbackSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
     deployment: DeploymentSettings = Field(default_factory=DeploymentSettings)
 
     @classmethod
