@@ -18,7 +18,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup browser nginx run test test-fast serve deploy dashboard mlflow-ui stack-up stack-down stack-status clean schedule-render checkov
+.PHONY: setup browser nginx postgres run test test-fast serve deploy dashboard mlflow-ui stack-up stack-down stack-status clean schedule-render checkov
 
 ## Virtualenv with every package pinned: torch first (the CPU wheel), then the lock, then us.
 $(INSTALLED): requirements.lock pyproject.toml
@@ -39,7 +39,7 @@ run: setup
 	$(ZENML) pipeline run pipelines.training.training_pipeline -c configs/local.yaml
 	@$(PY) -m stacks.summary
 
-test: setup browser nginx $(CHECKOV)
+test: setup browser nginx postgres $(CHECKOV)
 	$(PY) -m pytest -q
 
 ## checkov (security scan of the rendered k8s overlays, tests/k8s/test_checkov.py) in its own
@@ -57,6 +57,12 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+## PostgreSQL, MLflow's backend store for traces and feedback (tests/postgres_mlflow.py, the loopback stack).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
 ## nginx, to run the vLLM pod's authenticating front config in tests/k8s/test_serving_manifests.py.
 nginx:
@@ -78,7 +84,7 @@ deploy: setup
 
 ## The production-shaped stack on loopback: moto S3 + MLflow server + ZenML server,
 ## registered as the ZenML stack drugslm-remote (make run then runs on it). stack-down stops them.
-stack-up: setup
+stack-up: setup postgres
 	$(PY) -m stacks.loopback up
 
 stack-down: setup

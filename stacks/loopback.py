@@ -6,13 +6,17 @@
   memory; its request recorder appends every request to ``s3-requests.jsonl`` in the state
   folder, and a restarted server replays that log, so the bucket survives restarts (as a
   real S3 or MinIO would) — ``restart-s3`` uses this to take S3 away mid-run;
-* ``mlflow server`` (SQLite backend store, artifacts proxied into that bucket, one worker);
+* PostgreSQL (stacks/postgres.py; cluster under ``state_dir/postgres``, password in
+  ``state_dir/postgres-password``), the backend store of:
+* ``mlflow server`` (runs, registry, traces and feedback in PostgreSQL; artifacts proxied into
+  that bucket; one worker);
 * the ZenML local server (``zenml login --local``), so the dashboard shows every run;
 
 then registers and activates the ZenML stack ``drugslm-remote``: an S3 artifact store
 (endpoint from the settings, credentials in the ZenML secret ``drugslm_s3``, never in a
 file), the MLflow experiment tracker and model registry pointed at the server. ``down``
-stops exactly the processes ``up`` started, by PID, and checks that none is left.
+stops exactly the processes ``up`` started, by PID, and checks that none is left, then stops
+PostgreSQL (``pg_ctl stop``; its data stay for the next ``up``).
 ``status`` says what is running. ``restart-s3 --downtime N`` stops the S3 server, waits N
 seconds and starts it again with its objects (the fault test; README, "Faults"). Ports,
 bucket and state folder are the ``loopback`` section of the settings tree
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -32,6 +37,7 @@ import urllib.request
 from pathlib import Path
 
 from drugslm_core.config import LoopbackSettings, load_settings
+from stacks.postgres import LocalPostgres
 
 STACK = "drugslm-remote"
 S3_SECRET = "drugslm_s3"
@@ -58,6 +64,17 @@ def mlflow_uri(settings: LoopbackSettings) -> str:
 
 def zenml_url(settings: LoopbackSettings) -> str:
     return f"http://{settings.host}:{settings.zenml_port}"
+
+
+def postgres(settings: LoopbackSettings) -> LocalPostgres:
+    """The stack's PostgreSQL (its password made once, kept 0600 in the state folder)."""
+    state = Path(settings.state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    secret = state / "postgres-password"
+    if not secret.is_file():
+        secret.touch(mode=0o600)
+        secret.write_text(secrets.token_hex(16))
+    return LocalPostgres(state / "postgres", settings.postgres_port, secret.read_text().strip())
 
 
 def _pid_file(settings: LoopbackSettings) -> Path:
@@ -132,16 +149,18 @@ def up(settings: LoopbackSettings) -> dict[str, int]:
         _pid_file(settings).write_text(json.dumps(pids))
     _ensure_bucket(settings)
 
+    database = postgres(settings)
+    backend = database.uri if database.running() else database.start()
+
     if "mlflow" not in pids:
         pids["mlflow"] = _start(
             "mlflow",
             [
                 str(BIN / "mlflow"), "server",
                 "--host", settings.host, "--port", str(settings.mlflow_port), "--workers", "1",
-                "--backend-store-uri", f"sqlite:///{(state / 'mlflow.db').resolve()}",
                 "--artifacts-destination", f"s3://{settings.bucket}/mlflow",
-            ],
-            {**aws, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint(settings)},
+            ],  # the store URI (with its password) by environment, not on the command line
+            {**aws, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint(settings), "MLFLOW_BACKEND_STORE_URI": backend},
             settings,
         )
         _pid_file(settings).write_text(json.dumps(pids))
@@ -351,10 +370,15 @@ def down(settings: LoopbackSettings, timeout: float = 20.0) -> list[str]:
         subprocess.run([str(BIN / "zenml"), "logout", "--local"], check=False, capture_output=True)
     _stop(list(pids.values()), timeout)
     left = [f"{name} (pid {pid})" for name, pid in pids.items() if _alive(pid)]
+    database = postgres(settings)
+    stopped_postgres = database.running()
+    database.stop()
+    if database.running():
+        left.append(f"PostgreSQL ({database.data})")
     if left:
         raise RuntimeError(f"still running after stack-down: {', '.join(left)}")
     _pid_file(settings).unlink(missing_ok=True)
-    return sorted(pids)
+    return sorted(pids) + (["postgres"] if stopped_postgres else [])
 
 
 def status(settings: LoopbackSettings) -> dict[str, str]:
@@ -373,6 +397,8 @@ def status(settings: LoopbackSettings) -> dict[str, str]:
         except Exception:
             answering = "not answering"
         report[name] = f"pid {pid if pid else '-'} {'alive' if pid and _alive(pid) else 'stopped'}, {answering} at {url}"
+    database = postgres(settings)
+    report["postgres"] = f"{'running' if database.running() else 'stopped'} on 127.0.0.1:{database.port} ({database.data})"
     return report
 
 
@@ -390,7 +416,7 @@ def main() -> None:
         pids = up(settings)
         print(f"Loopback stack up: {pids}. ZenML stack '{STACK}' is active.")
         print(f"  S3 endpoint  {s3_endpoint(settings)}  bucket {settings.bucket}")
-        print(f"  MLflow       {mlflow_uri(settings)}")
+        print(f"  MLflow       {mlflow_uri(settings)}  (backend store: PostgreSQL on 127.0.0.1:{settings.postgres_port})")
         print(f"  ZenML        {zenml_url(settings)}  (dashboard)")
     elif action == "restart-s3":
         pid, down_for = restart_s3(

@@ -4,17 +4,21 @@ Used by the loopback stack (``stacks/loopback.py``: data under its state dir, st
 and by the tests (tests/postgres_mlflow.py). ``initdb`` + ``pg_ctl`` from
 ``/usr/lib/postgresql/<version>/bin``; TCP on 127.0.0.1 only, password (scram-sha-256) auth,
 the unix socket inside the data folder. PostgreSQL refuses to run as root: as root, the server
-runs as the ``postgres`` system user (or ``nobody``) through ``runuser``, and owns its folder.
+runs as the ``postgres`` system user (or ``nobody``) through ``runuser``, and owns its folder;
+when that user cannot reach ``root`` (pytest's folders are 0700 root-owned), the cluster lives in
+``/tmp/drugslm-postgres-<hash of root>`` instead, named in ``root/cluster-location``.
 ``make test`` installs the package when ``initdb`` is missing.
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,8 +54,6 @@ class LocalPostgres:
     def __init__(self, root: Path, port: int, password: str, user: str = DEFAULT_USER,
                  database: str = DEFAULT_DATABASE) -> None:
         self.root = Path(root).resolve()
-        self.data = self.root / "data"
-        self.log = self.root / "postgres.log"
         self.port, self.password, self.user, self.database = port, password, user, database
         bin_dir = postgres_bin()
         if bin_dir is None:
@@ -59,6 +61,22 @@ class LocalPostgres:
                                "apt-get install postgresql (`make test` does it)")
         self.bin = bin_dir
         self.run_as = _run_as()
+        self.cluster = self._cluster_folder()
+        self.data = self.cluster / "data"
+        self.log = self.cluster / "postgres.log"
+
+    def _cluster_folder(self) -> Path:
+        if not self.run_as:
+            return self.root
+        self.root.mkdir(parents=True, exist_ok=True)
+        reachable = subprocess.run(["runuser", "-u", self.run_as, "--", "test", "-x", str(self.root)],
+                                   capture_output=True).returncode == 0
+        if reachable:
+            return self.root
+        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
+        folder = Path(tempfile.gettempdir()) / f"drugslm-postgres-{digest}"
+        (self.root / "cluster-location").write_text(f"{folder}\n")
+        return folder
 
     @property
     def uri(self) -> str:
@@ -76,10 +94,10 @@ class LocalPostgres:
         """``initdb`` once (a folder that already holds a cluster is kept, with its data)."""
         if (self.data / "PG_VERSION").is_file():
             return
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.root.chmod(0o755)  # the server's user must reach its data folder
+        self.cluster.mkdir(parents=True, exist_ok=True)
+        self.cluster.chmod(0o755)  # the server's user must reach its data folder
         self.data.mkdir(mode=0o700, exist_ok=True)
-        password_file = self.root / "pwfile"
+        password_file = self.cluster / "pwfile"
         password_file.write_text(self.password + "\n")
         for path in (self.data, password_file):
             self._own(path)
@@ -147,3 +165,11 @@ class LocalPostgres:
             return
         subprocess.run(self._command(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"),
                        capture_output=True, text=True)
+
+
+    def remove(self) -> None:
+        """Stop the server and delete the cluster's folder (its data)."""
+        self.stop()
+        shutil.rmtree(self.cluster, ignore_errors=True)
+        if self.cluster != self.root:
+            (self.root / "cluster-location").unlink(missing_ok=True)

@@ -103,8 +103,15 @@ def serve(
         )
     following = f"following @{model_alias} every {serving.poll_interval_s:g} s" if state.watcher else "fixed version"
     typer.echo(f"Serving {served.model_id} ({following}) on http://{host}:{port}/v1/chat/completions")
+    traces = None
+    if resolved.feedback.enabled:  # every answer an MLflow trace in this tracking store (docs/serving.md)
+        from drugslm_core.feedback.traces import TraceRecorder
+
+        traces = TraceRecorder(resolved.feedback.trace_experiment, resolved.cleaning.pii, resolved.feedback.max_pending,
+                               on_failure=lambda reason: state.metrics.trace_failures.labels(reason).inc())
     del served  # the state holds it; after a swap the old weights must be freeable
-    uvicorn.run(create_app(state, keys), host=host, port=port, log_level=os.environ.get("LOG_LEVEL", "info"))
+    uvicorn.run(create_app(state, keys, traces, resolved.feedback.feedback_wait_s), host=host, port=port,
+                log_level=os.environ.get("LOG_LEVEL", "info"))
 
 
 def _settings(config: Path):  # type: ignore[no-untyped-def]
@@ -223,6 +230,10 @@ def stack_command(action: Annotated[str, typer.Argument(help="up | down | status
     sys.argv = ["drugslm stack", action]
     module.main()
 
+
+from drugslm_core.feedback.cli import feedback_app  # noqa: E402 - next to its add_typer
+
+app.add_typer(feedback_app, name="feedback")
 
 model_app = typer.Typer(help="Registered model versions: the champion alias, its history, rollback.", no_args_is_help=True)
 app.add_typer(model_app, name="model")

@@ -377,6 +377,8 @@ class LoopbackSettings(Section):
     s3_port: int = 9010
     mlflow_port: int = 5050
     zenml_port: int = 8237
+    postgres_port: int = 5440
+    """The MLflow server's backend store (PostgreSQL; cluster under ``state_dir/postgres``)."""
     bucket: str = "drugslm-artifacts"
     region: str = "us-east-1"
     state_dir: Path = Path(".drugslm/loopback")

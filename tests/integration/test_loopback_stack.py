@@ -174,7 +174,8 @@ def _run_pipeline_restarting_s3(project: Path, env: dict[str, str], python: str)
 @pytest.fixture(scope="module")
 def loopback(tmp_path_factory: pytest.TempPathFactory) -> dict:
     base = tmp_path_factory.mktemp("loopback")
-    ports = {"S3_PORT": _free_port(), "MLFLOW_PORT": _free_port(), "ZENML_PORT": _free_port()}
+    ports = {"S3_PORT": _free_port(), "MLFLOW_PORT": _free_port(), "ZENML_PORT": _free_port(),
+             "POSTGRES_PORT": _free_port()}
     extra = {f"DRUGSLM_LOOPBACK__{k}": str(v) for k, v in ports.items()}
     extra["DRUGSLM_LOOPBACK__STATE_DIR"] = str(base / "state")
     project, env = isolated_project(base, TINY, extra)
@@ -205,6 +206,7 @@ def loopback(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_all_three_servers_were_up(loopback: dict) -> None:
     assert set(loopback["pids"]) == {"s3", "mlflow", "zenml"}
     assert loopback["status"].count("alive, answering") == 3, loopback["status"]
+    assert "postgres running on 127.0.0.1" in loopback["status"], loopback["status"]  # MLflow's backend store
 
 
 def test_pipeline_ran_on_the_remote_stack(loopback: dict) -> None:
@@ -286,3 +288,4 @@ def test_stack_down_leaves_no_process(loopback: dict) -> None:
         assert not _alive(pid), f"{name} (pid {pid}) still running after stack-down"
         assert not _process_groups().get(pid), f"{name}: workers of process group {pid} left running"
     assert loopback["after_down"].count("not answering") == 3, loopback["after_down"]
+    assert "postgres" in loopback["down"] and "postgres stopped" in loopback["after_down"], loopback["after_down"]

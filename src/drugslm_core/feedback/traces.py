@@ -88,6 +88,11 @@ class TraceRecorder:
         self._last_warning = 0.0
         self.failures = 0
 
+    @property
+    def experiment_id(self) -> str | None:
+        """The trace experiment's id (None until the store has been reached)."""
+        return self._experiment_id
+
     # -- the request path (no network) -------------------------------------------------------
 
     def scrub(self, text: str) -> str:

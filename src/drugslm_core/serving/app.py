@@ -1,8 +1,11 @@
 """The HTTP side of ``drugslm serve``: OpenAI-compatible routes over the batching engine.
 
 Routes: ``POST /v1/chat/completions`` (``stream: true`` for SSE), ``GET /v1/models``,
-``GET /metrics`` (Prometheus) — these need ``Authorization: Bearer <key>`` when keys are
-configured — and ``GET /healthz`` (``/health``), ``GET /readyz``, which never do.
+``POST /v1/feedback`` (serving/feedback_routes.py), ``GET /metrics`` (Prometheus) — these need
+``Authorization: Bearer <key>`` when keys are configured — and ``GET /healthz`` (``/health``),
+``GET /readyz`` and the chat page ``GET /`` (which asks for the key), which never do.
+With a ``TraceRecorder`` every answered completion becomes an MLflow trace; its id is sent in
+``X-Trace-Id`` (feedback/traces.py).
 The asyncio side validates, tokenizes, enqueues and awaits; the engine thread generates.
 """
 
@@ -21,6 +24,8 @@ from fastapi import Request  # at module level: FastAPI resolves the handlers' s
 from pydantic import ValidationError
 
 from drugslm_core.config import ServingSettings
+from drugslm_core.data.feedback_records import Citation
+from drugslm_core.feedback.traces import TraceRecorder
 from drugslm_core.serving.auth import ApiKeys
 from drugslm_core.serving.engine import BatchEngine, EngineModel, Event, GenerationRequest, QueueFull, Sampling
 from drugslm_core.serving.metrics import ServerMetrics
@@ -103,7 +108,8 @@ class ServerState:
         self.engine.stop()
 
 
-def create_app(state: ServerState, keys: ApiKeys | None = None) -> Any:
+def create_app(state: ServerState, keys: ApiKeys | None = None, traces: TraceRecorder | None = None,
+               feedback_wait_s: float = 10.0) -> Any:
     from fastapi import Depends, FastAPI
     from fastapi.responses import JSONResponse, Response, StreamingResponse
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -114,10 +120,14 @@ def create_app(state: ServerState, keys: ApiKeys | None = None) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         state.start()
+        if traces is not None:
+            traces.start()
         try:
             yield
         finally:
             state.stop()
+            if traces is not None:
+                traces.stop()
 
     app = FastAPI(title="drugslm", description="Drug-information assistant (not medical advice)", lifespan=lifespan)
 
@@ -136,6 +146,12 @@ def create_app(state: ServerState, keys: ApiKeys | None = None) -> Any:
         if not keys.accepts(request.headers.get("authorization")):
             raise ApiError(401, "a valid API key is required: send Authorization: Bearer <key>",
                            "authentication_error", "invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+
+    from drugslm_core.serving.chat_page import chat_page_router
+    from drugslm_core.serving.feedback_routes import feedback_router
+
+    app.include_router(feedback_router(traces, Depends(authenticated), feedback_wait_s))
+    app.include_router(chat_page_router())
 
     @app.get("/healthz")
     @app.get("/health")
@@ -167,7 +183,7 @@ def create_app(state: ServerState, keys: ApiKeys | None = None) -> Any:
 
     @app.post("/v1/chat/completions", dependencies=[Depends(authenticated)])
     async def chat_completions(request: Request) -> Any:
-        arrival = time.monotonic()
+        arrival, arrival_wall = time.monotonic(), time.time()
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
             raise _too_large(settings.max_body_bytes)
@@ -229,6 +245,19 @@ def create_app(state: ServerState, keys: ApiKeys | None = None) -> Any:
         headers = {"X-Model-Version": start.version}
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         first_text_seen = False
+        # Retrieval (issue 17) fills this with the chunks the answer rests on; the trace records them.
+        citations: list[Citation] = []
+        question = next((m.text for m in reversed(body.messages) if m.role == "user"), body.messages[-1].text)
+        trace_id = traces.begin(completion_id, question, served_id, arrival_wall) if traces is not None else None
+        if trace_id is not None:
+            headers["X-Trace-Id"] = trace_id
+
+        def traced(answer: str, event: Event | None, error: str | None = None) -> None:
+            if traces is not None:
+                traces.finish(trace_id, answer, event.prompt_tokens if event else len(prompt_ids),
+                              event.completion_tokens if event else 0,
+                              (event.finish_reason or "stop") if event else "error", citations,
+                              time.monotonic() - arrival, error)
 
         def observe_first() -> None:
             nonlocal first_text_seen
@@ -251,29 +280,36 @@ def create_app(state: ServerState, keys: ApiKeys | None = None) -> Any:
                     parts.append(event.text)
                 elif event.kind == "finish":
                     finished(event)
+                    traced("".join(parts), event)
                     return JSONResponse(completion_body(
                         completion_id, served_id, "".join(parts), event.finish_reason or "stop",
                         event.prompt_tokens, event.completion_tokens,
                     ), headers=headers)
                 elif event.kind == "timeout":
+                    traced("".join(parts), None, "timeout")
                     raise ApiError(504, f"no full answer within {settings.request_timeout_s:g} s; the request was "
                                    "cancelled", "timeout_error", "timeout")
                 else:
+                    traced("".join(parts), None, event.text)
                     raise ApiError(500, event.text, "server_error")
 
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
         async def sse() -> AsyncIterator[str]:
             created = int(time.time())
+            parts: list[str] = []
+            outcome: tuple[Event | None, str | None] = (None, "the client went away before the answer ended")
             try:
                 yield _sse(chunk_body(completion_id, served_id, created, {"role": "assistant", "content": ""}))
                 while True:
                     event = await next_event()
                     if event.kind == "text":
                         observe_first()
+                        parts.append(event.text)
                         yield _sse(chunk_body(completion_id, served_id, created, {"content": event.text}))
                     elif event.kind == "finish":
                         finished(event)
+                        outcome = (event, None)
                         yield _sse(chunk_body(completion_id, served_id, created, {}, event.finish_reason or "stop"))
                         if include_usage:
                             yield _sse(chunk_body(completion_id, served_id, created, {},
@@ -282,11 +318,13 @@ def create_app(state: ServerState, keys: ApiKeys | None = None) -> Any:
                     else:  # headers are gone: the error travels in the stream, as OpenAI does
                         message = (f"no full answer within {settings.request_timeout_s:g} s" if event.kind == "timeout"
                                    else event.text)
+                        outcome = (None, message)
                         yield _sse(error_body(message, "timeout_error" if event.kind == "timeout" else "server_error"))
                         break
                 yield "data: [DONE]\n\n"
             finally:
                 generation.cancelled.set()  # the client went away: free its batch slot (no-op once finished)
+                traced("".join(parts), *outcome)
 
         return StreamingResponse(sse(), media_type="text/event-stream",
                                  headers={**headers, "Cache-Control": "no-cache"})

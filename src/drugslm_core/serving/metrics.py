@@ -36,6 +36,9 @@ class ServerMetrics:
             "drugslm_requests_cancelled", "Requests that left the batch unfinished (timeout or client gone)", registry=r
         )
         self.reloads = Counter("drugslm_model_reloads", "Successful swaps to a new alias holder", registry=r)
+        self.trace_failures = Counter(
+            "drugslm_trace_failures", "Served requests whose MLflow trace was not written, by reason", ["reason"], registry=r
+        )
 
     def served(self, name: str, version: str, model_id: str) -> None:
         self.model_info.info({"name": name, "version": version, "id": model_id})
