@@ -146,3 +146,20 @@ def test_a_full_queue_drops_and_counts() -> None:
     recorder.finish("tr-a", "one")  # no writer running: the first waits, the second has no room
     recorder.finish("tr-b", "two")
     assert seen == ["queue_full"]
+
+
+def test_export_cli_says_what_is_wrong_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from drugslm_core.cli import app
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    common = ["feedback", "export", "--out", str(tmp_path / "f.jsonl"), "--config", str(tmp_path / "none.yaml")]
+    bad_time = CliRunner().invoke(app, [*common, "--since", "yesterday", "--until", "2026-01-02",
+                                        "--tracking-uri", "sqlite:///x.db"])
+    assert bad_time.exit_code == 2 and "--since 'yesterday' is not an ISO-8601 time" in bad_time.output
+    down = CliRunner().invoke(app, [*common, "--since", "2026-01-01", "--until", "2026-01-02",
+                                    "--tracking-uri", f"http://127.0.0.1:{_closed_port()}"])
+    assert down.exit_code == 1 and "cannot read traces from http://127.0.0.1:" in down.output
+    assert down.exception is None or isinstance(down.exception, SystemExit)
+    assert not (tmp_path / "f.jsonl").exists()

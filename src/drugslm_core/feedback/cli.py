@@ -38,10 +38,15 @@ def export(
         raise typer.Exit(2)
     settings = load_settings_file(config) if config.is_file() else load_settings()
     start, end = _moment(since, "--since"), _moment(until, "--until")
+    from mlflow.exceptions import MlflowException
+
     try:
         records = export_feedback(start, end, settings.feedback.trace_experiment, tracking_uri)
     except ValueError as error:
         typer.echo(f"drugslm feedback export: {error}", err=True)
+        raise typer.Exit(1) from None
+    except MlflowException as error:
+        typer.echo(f"drugslm feedback export: cannot read traces from {tracking_uri}: {error.message}", err=True)
         raise typer.Exit(1) from None
     count = write_jsonl(records, out)
     rated = sum(record.rating is not None for record in records)
