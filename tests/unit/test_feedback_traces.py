@@ -163,3 +163,19 @@ def test_export_cli_says_what_is_wrong_in_one_line(tmp_path: Path, monkeypatch: 
     assert down.exit_code == 1 and "cannot read traces from http://127.0.0.1:" in down.output
     assert down.exception is None or isinstance(down.exception, SystemExit)
     assert not (tmp_path / "f.jsonl").exists()
+
+
+def test_traces_whose_request_never_ends_are_given_up_and_counted(store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import drugslm_core.feedback.traces as traces_module
+
+    seen: list[str] = []
+    recorder = TraceRecorder(EXPERIMENT, PIISettings(), max_pending=1, on_failure=seen.append)
+    recorder.start()
+    try:
+        forgotten = [recorder.begin(f"chatcmpl-{n}", "q", "drugslm-v3", time.time()) for n in range(4)]
+        monkeypatch.setattr(traces_module, "ABANDONED_S", 0)
+        recorder.begin("chatcmpl-new", "q", "drugslm-v3", time.time())  # a fifth open trace: the stale go
+    finally:
+        recorder.stop()
+    assert seen.count("abandoned") >= 4
+    assert all(recorder.written(trace_id, 0) for trace_id in forgotten if trace_id)

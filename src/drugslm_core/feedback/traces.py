@@ -5,7 +5,7 @@ the trace id goes back to the client in ``X-Trace-Id`` before the first token);
 ``TraceRecorder.finish`` hands the finished request to one writer thread, which ends the span
 (MLflow exports it, synchronously, in that thread) and reads the trace back to confirm it was
 stored. A store that is down or slow never delays or breaks serving: the writer's failures and
-the traces dropped when ``max_pending`` are waiting are counted (``on_failure(reason)``, a
+the traces dropped when ``max_pending`` are waiting (or whose request never ended) are counted (``on_failure(reason)``, a
 Prometheus counter in the server) and logged once a minute at most.
 
 What one trace holds (docs/serving.md): the question (last user message) and the answer,
@@ -34,6 +34,8 @@ TRACE_NAME = "chat_completion"
 TAG_REQUEST_ID = "drugslm.request_id"
 TAG_MODEL_VERSION = "drugslm.model_version"
 ATTR_CITATIONS = "drugslm.citations"
+ABANDONED_S = 3600
+"""An opened trace whose request has not finished after this long is given up (MLflow's own buffer TTL)."""
 
 
 def resolve_experiment_id(name: str) -> str:
@@ -121,7 +123,19 @@ class TraceRecorder:
             return None
         with self._lock:
             self._open[span.trace_id] = _Open(span, time.monotonic())
+            stale = self._stale() if len(self._open) > 4 * self._queue.maxsize else []
+        for trace_id in stale:
+            self._fail("abandoned", f"trace {trace_id} dropped: its request never finished within {ABANDONED_S} s")
         return str(span.trace_id)
+
+    def _stale(self) -> list[str]:
+        """Open traces whose request never reported its end (a stream nobody started reading): forgotten,
+        so that the open traces stay bounded. Called with the lock held."""
+        cutoff = time.monotonic() - ABANDONED_S
+        stale = [trace_id for trace_id, opened in self._open.items() if opened.arrival < cutoff]
+        for trace_id in stale:
+            self._open.pop(trace_id).written.set()
+        return stale
 
     def finish(self, trace_id: str | None, answer: str, prompt_tokens: int = 0, completion_tokens: int = 0,
                finish_reason: str = "stop", citations: Iterable[Citation] = (), latency_s: float = 0.0,

@@ -252,8 +252,12 @@ def create_app(state: ServerState, keys: ApiKeys | None = None, traces: TraceRec
         if trace_id is not None:
             headers["X-Trace-Id"] = trace_id
 
+        traced_once = False
+
         def traced(answer: str, event: Event | None, error: str | None = None) -> None:
-            if traces is not None:
+            nonlocal traced_once
+            if traces is not None and not traced_once:
+                traced_once = True
                 traces.finish(trace_id, answer, event.prompt_tokens if event else len(prompt_ids),
                               event.completion_tokens if event else 0,
                               (event.finish_reason or "stop") if event else "error", citations,
@@ -271,8 +275,7 @@ def create_app(state: ServerState, keys: ApiKeys | None = None, traces: TraceRec
             metrics.prompt_tokens.inc(event.prompt_tokens)
             metrics.generation_tokens.inc(event.completion_tokens)
 
-        if not body.stream:
-            parts: list[str] = []
+        async def _answer_whole(parts: list[str]) -> Any:
             while True:
                 event = await next_event()
                 if event.kind == "text":
@@ -292,6 +295,13 @@ def create_app(state: ServerState, keys: ApiKeys | None = None, traces: TraceRec
                 else:
                     traced("".join(parts), None, event.text)
                     raise ApiError(500, event.text, "server_error")
+
+        if not body.stream:
+            parts: list[str] = []
+            try:
+                return await _answer_whole(parts)
+            finally:  # no-op once traced; else the client went away (the coroutine was cancelled)
+                traced("".join(parts), None, "the client went away before the answer ended")
 
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
