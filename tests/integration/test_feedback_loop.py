@@ -48,6 +48,7 @@ class Loop:
     url: str
     metrics: ServerMetrics
     since: datetime
+    traces: TraceRecorder
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,8 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
             assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
             time.sleep(0.05)
         try:
-            yield Loop(store, f"http://127.0.0.1:{port}", state.metrics, datetime.now(timezone.utc) - timedelta(minutes=1))
+            yield Loop(store, f"http://127.0.0.1:{port}", state.metrics, datetime.now(timezone.utc) - timedelta(minutes=1),
+                       traces)
         finally:
             server.should_exit = True
             thread.join(30)
@@ -210,6 +212,13 @@ def test_chat_page_in_chromium_thumbs_down_lands_on_the_trace(loop: Loop, tmp_pa
 
 
 def test_export_writes_the_window_rated_and_unrated(loop: Loop, tmp_path: Path) -> None:
+    rated = _ask(loop, "How much paracetamol a day?").headers["X-Trace-Id"]
+    unrated = _ask(loop, "What is metformin for?").headers["X-Trace-Id"]
+    saved = httpx.post(f"{loop.url}/v1/feedback", headers=AUTH, json={
+        "trace_id": rated, "rating": "down", "reason": "wrong_dose", "reviewer_role": "pharmacist",
+        "correction": "At most 4 g a day for adults; call me at 415-555-2671"})
+    assert saved.status_code == 200, saved.text
+    assert loop.traces.written(unrated, 120)  # nobody rated it: make sure its trace is stored before exporting
     out = tmp_path / "feedback.jsonl"
     until = datetime.now(timezone.utc) + timedelta(minutes=1)
     result = CliRunner().invoke(cli_app, [
@@ -217,10 +226,31 @@ def test_export_writes_the_window_rated_and_unrated(loop: Loop, tmp_path: Path) 
         "--tracking-uri", loop.store.tracking_uri, "--config", str(tmp_path / "none.yaml"),
     ], env={"DRUGSLM_FEEDBACK__TRACE_EXPERIMENT": EXPERIMENT})
     assert result.exit_code == 0, result.output
-    records = [FeedbackRecord.model_validate_json(line) for line in out.read_text().splitlines()]
-    assert len(records) >= 4  # every served request of this module
-    assert all(record.model_version == f"{MODEL}-v1" for record in records)
-    ratings = sorted((record.rating or "-") for record in records)
-    assert "down" in ratings and "up" in ratings and "-" in ratings
-    down = next(record for record in records if record.rating == "down")
-    assert down.reason == "missing_warning" and down.reviewer_role == "pharmacist" and down.correction
+    records = {record.trace_id: record for record in
+               (FeedbackRecord.model_validate_json(line) for line in out.read_text().splitlines())}
+    assert {rated, unrated} <= set(records)  # with every other request this module served
+    assert all(record.model_version == f"{MODEL}-v1" for record in records.values())
+    assert records[unrated].rating is None and records[unrated].question == "What is metformin for?"
+    down = records[rated]
+    assert (down.rating, down.reason, down.reviewer_role) == ("down", "wrong_dose", "pharmacist")
+    assert down.correction == "At most 4 g a day for adults; call me at [PHONE]"  # scrubbed like the traces
+    assert down.request_id.startswith("chatcmpl-") and down.created_at >= loop.since
+
+
+def test_with_the_database_down_answers_still_come_and_the_lost_trace_is_counted(
+        loop: Loop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Last in this module: it stops PostgreSQL under the MLflow server."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # the writer fails fast instead of backing off
+    loop.store.postgres.stop()
+    assert not loop.store.postgres.running()
+    before = _failures(loop)
+    response = _ask(loop, "What is ibuprofen used for?")
+    assert response.status_code == 200 and response.json()["choices"][0]["message"]["content"].strip()
+    trace_id = response.headers["X-Trace-Id"]
+    feedback = httpx.post(f"{loop.url}/v1/feedback", headers=AUTH, timeout=120,
+                          json={"trace_id": trace_id, "rating": "up", "reviewer_role": "patient"})
+    assert feedback.status_code == 503 and feedback.json()["error"]["code"] == "trace_store_unavailable"
+    assert loop.traces.written(trace_id, 300)  # the writer has given up on it
+    assert _failures(loop) == before + 1
+    metrics = httpx.get(f"{loop.url}/metrics", headers=AUTH).text
+    assert 'drugslm_trace_failures_total{reason="write_failed"} 1.0' in metrics
