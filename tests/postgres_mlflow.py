@@ -1,8 +1,8 @@
 """A throw-away PostgreSQL on loopback and an MLflow server whose backend store it is (stacks/postgres.py).
 
-The cluster lives in a fresh folder under /tmp (not pytest's tmp: as root, PostgreSQL runs as the
-``postgres`` user, which cannot enter pytest's 0700 root-owned folders); both are stopped and the
-folder removed on exit.
+The cluster is set up in a fresh 0700 folder under /tmp; as root, PostgreSQL runs as the
+``postgres`` user, which cannot enter it, so stacks/postgres.py puts the cluster in
+``/tmp/drugslm-postgres-<hash>`` instead. Both servers are stopped and both folders removed on exit.
 """
 
 from __future__ import annotations
