@@ -1,7 +1,7 @@
 """The training pipeline with reviewed feedback and the DPO stage (configs/preference.yaml's
 shape), on a tiny budget: feedback goes through the same clean + GX gate into the data, DPO
 tunes the SFT adapter (its frozen reference), and the tuned adapter goes through the same
-evaluation and gate and is registered. About three minutes on 2 CPU cores."""
+evaluation and gate and is registered. A few minutes on 2 idle CPU cores (about 20 on a shared, busy machine)."""
 
 from __future__ import annotations
 
