@@ -212,6 +212,10 @@ def preference_tune(
     manifest["preference"] = {**summary, "settings": settings.model_dump(mode="json")}
     (model_dir / TRAINED_MANIFEST).write_text(json.dumps(manifest, indent=2))
     history = [(int(h["step"]), float(h["loss"])) for h in trainer.state.log_history if "loss" in h]
+    first = next((h for h in trainer.state.log_history if "loss" in h), {})
+    # TRL's implicit rewards are beta * (log pi - log pi_ref): all 0 at the first step exactly when
+    # the reference is the adapter the tuning started from (the SFT one), not the bare base.
+    summary["initial_rewards"] = {k: float(v) for k, v in first.items() if k.startswith("rewards/") and "accuracies" not in k}
     del trainer
     logger.info("%s on the SFT adapter: %d step(s) on %d example(s), loss %.4f, adapter moved by %.3g (L2)",
                 settings.method.upper(), summary["steps"], len(rows), summary["train_loss"], change)
