@@ -1,5 +1,6 @@
 """ingest → clean → validate → gate → build dataset → split → finetune (QLoRA by default) → evaluate → register
-→ deploy (when the gate promoted and ``deployment.after_promotion`` is on).
+→ deploy (when the gate promoted and ``deployment.after_promotion`` is on). With ``preference.enabled``
+(``configs/preference.yaml``) a DPO/KTO stage on reviewed feedback runs between finetune and evaluate.
 
 Run it with ``zenml pipeline run pipelines.training.training_pipeline -c configs/local.yaml``.
 """
@@ -12,6 +13,7 @@ from drugslm_core.config import load_settings
 from pipelines.data import prepare_dataset
 from steps import base_model, evaluate, finetune, register, split
 from steps.deployment import deploy_promoted
+from steps.preference import preference
 
 
 @pipeline
@@ -23,6 +25,9 @@ def training_pipeline(config: dict[str, Any] | str | None = None) -> None:
     dataset = prepare_dataset(settings, base)  # ingest → clean → validate → gate → build → profile
     train, validation, eval_split = split(dataset, settings.split)
     adapter = finetune(train, validation, base, settings.training)
+    if settings.preference.enabled:  # on top of the SFT adapter, then the same evaluation and gate
+        adapter = preference(adapter, eval_split, settings.preference, settings.data, settings.cleaning,
+                             settings.validation)
     evaluation, decision, _ = evaluate(adapter, eval_split, settings.evaluation, settings.registry)
     registration = register(adapter, evaluation, decision, dataset, settings.registry)
     deploy_promoted(registration, base, settings)

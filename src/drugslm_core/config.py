@@ -185,11 +185,27 @@ class CleaningSettings(Section):
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
 
 
+ReviewerRole = Literal["pharmacist", "physician", "patient", "other"]
+
+
+class FeedbackSourceSettings(Section):
+    """Feedback exports (``drugslm feedback export`` JSONL) read as a data source: thumbs-up answers and
+    allowed corrections become candidate records; the rest is quarantined with its reason."""
+
+    files: list[Path] = Field(default_factory=list)
+    """Export files (or folders of ``*.jsonl`` exports) to read."""
+    correction_roles: list[ReviewerRole] = Field(default_factory=lambda: ["pharmacist", "physician"])
+    """Reviewer roles whose corrections are used; a correction by anyone else is quarantined."""
+    thumbs_up_roles: list[ReviewerRole] | None = None
+    """Roles whose thumbs-up makes a served answer a candidate (``None``: any rater, role or not)."""
+
+
 class DataSettings(Section):
     include_sample_corpus: bool = True
     files: list[SourceFile] = Field(default_factory=list)
     """Extra files (JSON list/dict, JSONL, CSV, MedQuAD XML, PDF leaflets); a directory means every file in it."""
     connectors: ConnectorSettings = Field(default_factory=ConnectorSettings)
+    feedback: FeedbackSourceSettings = Field(default_factory=FeedbackSourceSettings)
     domain_tag: str = "<|domain:drug-information|>"
     """Prefix put before every question (domain conditioning); empty string disables it."""
     system_prompt: str = (
@@ -288,6 +304,28 @@ class TrainingSettings(Section):
         return self.model_dump(
             mode="json", exclude={"checkpoint_uri", "save_total_limit", "keep_checkpoints", "export_merged", "accelerate"}
         )
+
+
+class PreferenceSettings(Section):
+    """Optional preference-tuning stage on top of the SFT adapter (``configs/preference.yaml``), from the
+    feedback exports in ``data.feedback.files``; the SFT adapter is the frozen reference."""
+
+    enabled: bool = False
+    method: Literal["dpo", "kto"] = "dpo"
+    """``dpo``: pairs (allowed correction = chosen, served answer = rejected; TRL ``DPOTrainer``);
+    ``kto``: unpaired thumbs (up = desirable, down = undesirable) plus both sides of those pairs (TRL ``KTOTrainer``)."""
+    beta: float = Field(0.1, gt=0)
+    """Strength of the pull towards the reference (the SFT adapter)."""
+    learning_rate: float = 5e-5
+    max_steps: int = 20
+    per_device_batch_size: int = Field(2, ge=1)
+    """KTO needs at least 2 (its KL term pairs each prompt with another example's completion)."""
+    max_length: int = 384
+    """Prompt + completion tokens (longer ones are truncated)."""
+    min_examples: int = Field(1, ge=1)
+    """Fewer pairs (DPO) or rated answers (KTO) than this: the stage is skipped with one line, the SFT adapter kept."""
+    logging_steps: int = 1
+    seed: int = 13
 
 
 class EvaluationSettings(Section):
@@ -433,6 +471,7 @@ class Settings(BaseSettings):
     split: SplitSettings = Field(default_factory=SplitSettings)
     base_model: BaseModelSettings = Field(default_factory=BaseModelSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
+    preference: PreferenceSettings = Field(default_factory=PreferenceSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     loopback: LoopbackSettings = Field(default_factory=LoopbackSettings)

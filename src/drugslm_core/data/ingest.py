@@ -16,6 +16,7 @@ from drugslm_core.config import ChunkingSettings, DataSettings
 from drugslm_core.data.connectors import acknowledge_runs, quarantine_records, run_enabled_connectors, run_summary
 from drugslm_core.data.connectors.pdf import read_pdf_leaflet
 from drugslm_core.data.documents import DocumentBatch, RawPayloadBatch
+from drugslm_core.data.feedback_candidates import feedback_candidates
 from drugslm_core.data.questions import documents_to_records
 from drugslm_core.data.records import QARecord, RecordBatch, SourceCount
 from drugslm_core.data.sample_corpus import leaflet_records
@@ -130,6 +131,12 @@ def ingest_sources(settings: DataSettings) -> IngestResult:
                 files_without_records=len(without_records),
             )
         )
+    if settings.feedback.files:  # served feedback: one record per export line, candidate or rejected with its reason
+        feedback, feedback_counts = feedback_candidates(settings.feedback)
+        records.extend(feedback)
+        counts.extend(feedback_counts)
+        summaries.append(SourceSummary(source="feedback", records=len(feedback)))
+        logger.info("Feedback exports (held = records):\n  %s", "\n  ".join(file_summary_lines(feedback_counts)))
     payloads = []
     runs = run_enabled_connectors(settings.connectors)
     for run in runs:

@@ -32,6 +32,9 @@ class QARecord(BaseModel):
     ``wrong_type: …``): the record is still counted, and the quality gate quarantines it with this reason."""
     raw: str | None = None
     """The source text of a row the reader could not map to fields (for the quarantine view; PII scrubbed by clean)."""
+    provenance: dict[str, str] | None = None
+    """Where a record made from served feedback comes from (``kind``, ``trace_id``, ``reviewer_role``,
+    ``model_version``, …; see ``data/feedback_candidates.py``); ``None`` for file and corpus records."""
 
 
 class SourceCount(BaseModel):
@@ -72,7 +75,9 @@ class RecordBatch(BaseModel):
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
         for record in self.records:
-            digest.update(json.dumps(record.model_dump(), sort_keys=True).encode())
+            # Records without provenance hash as before the field existed (same fingerprints, same run keys).
+            fields = record.model_dump(exclude={"provenance"} if record.provenance is None else None)
+            digest.update(json.dumps(fields, sort_keys=True).encode())
         return digest.hexdigest()
 
 

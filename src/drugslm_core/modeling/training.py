@@ -59,6 +59,9 @@ class TrainingOutcome(BaseModel):
     checkpoint_uri: str | None = None
     merged_dir: str | None = None
     """The adapter merged into the base weights, when ``export_merged`` is set."""
+    preference: dict[str, Any] | None = None
+    """Set when the preference stage (``modeling/preference.py``) tuned this adapter on top of the SFT one:
+    method, examples, steps, loss, how far the adapter moved; ``None`` for a plain SFT adapter."""
 
     @property
     def is_adapter(self) -> bool:
