@@ -1,4 +1,4 @@
-"""ingest → clean → validate → gate → build dataset → split → finetune (QLoRA by default) → evaluate → register
+"""ingest → clean → validate → gate → build dataset (+ retrieval index) → split → finetune (QLoRA by default) → evaluate → register
 → deploy (when the gate promoted and ``deployment.after_promotion`` is on).
 
 Run it with ``zenml pipeline run pipelines.training.training_pipeline -c configs/local.yaml``.
@@ -9,9 +9,10 @@ from typing import Any
 from zenml import pipeline
 
 from drugslm_core.config import load_settings
-from pipelines.data import prepare_dataset
+from pipelines.data import prepare_dataset_and_records
 from steps import base_model, evaluate, finetune, register, split
 from steps.deployment import deploy_promoted
+from steps.retrieval import build_retrieval_index
 
 
 @pipeline
@@ -20,9 +21,10 @@ def training_pipeline(config: dict[str, Any] | str | None = None) -> None:
     run config to take it from; env vars override it."""
     settings = load_settings(config)
     base = base_model(settings.base_model)
-    dataset = prepare_dataset(settings, base)  # ingest → clean → validate → gate → build → profile
+    dataset, accepted = prepare_dataset_and_records(settings, base)  # ingest → clean → validate → gate → build → profile
+    index = build_retrieval_index(accepted, settings.retrieval)  # the knowledge base served with this model
     train, validation, eval_split = split(dataset, settings.split)
     adapter = finetune(train, validation, base, settings.training)
-    evaluation, decision, _ = evaluate(adapter, eval_split, settings.evaluation, settings.registry)
-    registration = register(adapter, evaluation, decision, dataset, settings.registry)
+    evaluation, decision, _ = evaluate(adapter, eval_split, settings.evaluation, settings.registry, index, settings.retrieval)
+    registration = register(adapter, evaluation, decision, dataset, settings.registry, index)
     deploy_promoted(registration, base, settings)

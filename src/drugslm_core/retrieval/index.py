@@ -13,14 +13,17 @@ import hashlib
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from drugslm_core.config import RetrievalSettings
 from drugslm_core.data.questions import QUESTION_TEMPLATES
-from drugslm_core.retrieval.chunks import Chunk
+from drugslm_core.data.records import QARecord
+from drugslm_core.retrieval.chunks import Chunk, build_chunks
 from drugslm_core.retrieval.embedding import EMBEDDING_MODEL, Embedder
 
 CHUNKS_FILE = "chunks.jsonl"
@@ -162,3 +165,10 @@ class RetrievalIndex:
         if index_hash(chunks, manifest.embedding_model) != manifest.content_hash or dense.ntotal != len(chunks):
             raise ValueError(f"{directory}: chunks do not match the manifest's content hash or the dense index size")
         return cls(chunks, dense, bm25, manifest)
+
+
+def build_index(records: Iterable[QARecord], settings: RetrievalSettings) -> RetrievalIndex:
+    """The index of ``records`` (the accepted records) cut as ``settings`` says."""
+    return RetrievalIndex.build(
+        build_chunks(records, settings.chunk_strategy, settings.chunk_max_chars, settings.chunk_overlap_chars)
+    )

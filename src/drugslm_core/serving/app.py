@@ -20,9 +20,10 @@ from typing import Any
 from fastapi import Request  # at module level: FastAPI resolves the handlers' string annotations here
 from pydantic import ValidationError
 
-from drugslm_core.config import ServingSettings
+from drugslm_core.config import RetrievalSettings, ServingSettings
 from drugslm_core.serving.auth import ApiKeys
 from drugslm_core.serving.engine import BatchEngine, EngineModel, Event, GenerationRequest, QueueFull, Sampling
+from drugslm_core.serving.grounding import ground
 from drugslm_core.serving.metrics import ServerMetrics
 from drugslm_core.serving.model import ServedModel, load_served_model, model_id
 from drugslm_core.serving.protocol import (
@@ -50,8 +51,10 @@ class ApiError(Exception):
 class ServerState:
     """The served model, the engine, and what the alias watcher last saw."""
 
-    def __init__(self, served: ServedModel, settings: ServingSettings, metrics: ServerMetrics | None = None) -> None:
+    def __init__(self, served: ServedModel, settings: ServingSettings, metrics: ServerMetrics | None = None,
+                 retrieval: RetrievalSettings | None = None) -> None:
         self.settings = settings
+        self.retrieval = retrieval or RetrievalSettings()
         self.metrics = metrics or ServerMetrics()
         self.served = served
         self._by_version: dict[str, ServedModel] = {served.version: served}
@@ -188,8 +191,11 @@ def create_app(state: ServerState, keys: ApiKeys | None = None) -> Any:
         if max_tokens > settings.max_tokens_limit:
             raise ApiError(422, f"max_tokens is {max_tokens}; this server allows at most {settings.max_tokens_limit}",
                            "invalid_request_error", "max_tokens_too_large", "max_tokens")
+        grounding = ground(served.retriever, body.messages, body.retrieval, served.tokenizer, state.retrieval)
+        if grounding.abstained:
+            return abstention_response(grounding.abstention, served.model_id, body.stream, served.version)
         try:
-            prompt_ids = served.prompt_ids(body.messages)
+            prompt_ids = served.prompt_ids(grounding.messages)
         except ValueError as error:
             raise ApiError(400, str(error), "invalid_request_error", param="messages") from error
         if len(prompt_ids) > settings.max_prompt_tokens:
@@ -251,10 +257,10 @@ def create_app(state: ServerState, keys: ApiKeys | None = None) -> Any:
                     parts.append(event.text)
                 elif event.kind == "finish":
                     finished(event)
-                    return JSONResponse(completion_body(
+                    return JSONResponse({**completion_body(
                         completion_id, served_id, "".join(parts), event.finish_reason or "stop",
                         event.prompt_tokens, event.completion_tokens,
-                    ), headers=headers)
+                    ), "citations": grounding.citations_json()}, headers=headers)
                 elif event.kind == "timeout":
                     raise ApiError(504, f"no full answer within {settings.request_timeout_s:g} s; the request was "
                                    "cancelled", "timeout_error", "timeout")
@@ -266,7 +272,8 @@ def create_app(state: ServerState, keys: ApiKeys | None = None) -> Any:
         async def sse() -> AsyncIterator[str]:
             created = int(time.time())
             try:
-                yield _sse(chunk_body(completion_id, served_id, created, {"role": "assistant", "content": ""}))
+                yield _sse({**chunk_body(completion_id, served_id, created, {"role": "assistant", "content": ""}),
+                            "citations": grounding.citations_json()})
                 while True:
                     event = await next_event()
                     if event.kind == "text":
@@ -274,7 +281,8 @@ def create_app(state: ServerState, keys: ApiKeys | None = None) -> Any:
                         yield _sse(chunk_body(completion_id, served_id, created, {"content": event.text}))
                     elif event.kind == "finish":
                         finished(event)
-                        yield _sse(chunk_body(completion_id, served_id, created, {}, event.finish_reason or "stop"))
+                        yield _sse({**chunk_body(completion_id, served_id, created, {}, event.finish_reason or "stop"),
+                                    "citations": grounding.citations_json()})
                         if include_usage:
                             yield _sse(chunk_body(completion_id, served_id, created, {},
                                                   usage_=usage(event.prompt_tokens, event.completion_tokens)))
@@ -300,6 +308,26 @@ def _deliver(loop: asyncio.AbstractEventLoop, events: asyncio.Queue[Event], even
         metrics.cancelled.inc()  # nobody awaits it any more
         return
     loop.call_soon_threadsafe(events.put_nowait, event)
+
+
+def abstention_response(message: str, served_id: str, stream: bool, version: str) -> Any:
+    """The fixed abstention answer, without running the model: no citations, nothing generated."""
+    from fastapi.responses import JSONResponse, StreamingResponse
+
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    headers = {"X-Model-Version": version, "X-Retrieval": "abstained"}
+    if not stream:
+        return JSONResponse({**completion_body(completion_id, served_id, message, "stop", 0, 0), "citations": [],
+                             "abstained": True}, headers=headers)
+    created = int(time.time())
+
+    async def sse() -> AsyncIterator[str]:
+        yield _sse({**chunk_body(completion_id, served_id, created, {"role": "assistant", "content": ""}), "citations": []})
+        yield _sse(chunk_body(completion_id, served_id, created, {"content": message}))
+        yield _sse({**chunk_body(completion_id, served_id, created, {}, "stop"), "citations": [], "abstained": True})
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(sse(), media_type="text/event-stream", headers={**headers, "Cache-Control": "no-cache"})
 
 
 def _too_large(limit: int) -> ApiError:
