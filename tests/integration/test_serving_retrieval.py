@@ -6,7 +6,6 @@ the real 4-bit base model with a fresh LoRA adapter (answers like the base), the
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from drugslm_core.config import BaseModelSettings, DataSettings, ServingSettings
 from drugslm_core.data.sample_corpus import leaflet_records
+from drugslm_core.evaluation.safety import dose_mentions
 from drugslm_core.modeling.base_model import provision_base_model
 from drugslm_core.registry.mlflow_registry import retrieval_index_tags
 from drugslm_core.retrieval.chunks import build_chunks
@@ -27,7 +27,6 @@ from tests.lora_adapters import save_lora_adapter
 
 MODEL = "drugslm-rag-serving-test"
 DRUGS = {"Metformin", "Warfarin", "Amoxicillin"}
-DOSE = re.compile(r"\d+(?:\.\d+)?\s*(?:mg|g|micrograms|units|ml)\b", re.IGNORECASE)
 
 
 @pytest.fixture(scope="module")
@@ -81,11 +80,12 @@ def test_answer_carries_citations_of_existing_chunks_holding_the_doses(server: s
     for citation in citations:
         chunk = index.by_id[citation["chunk_id"]]  # every citation points to an existing chunk
         assert (chunk.drug, chunk.section, chunk.source) == (citation["drug"], citation["section"], citation["source"])
-    assert {"500 mg", "2,000 mg"} <= set(DOSE.findall(index.by_id[citations[0]["chunk_id"]].text))
-    # Every dose the answer states is in a chunk it cites (greedy decoding with the excerpts in the prompt).
-    cited_doses = {d.lower() for c in citations for d in DOSE.findall(index.by_id[c["chunk_id"]].text)}
-    stated = {d.lower() for d in DOSE.findall(completion.choices[0].message.content)}
-    assert stated <= cited_doses, (completion.choices[0].message.content, cited_doses)
+    assert {("mass", 500.0), ("mass", 2000.0)} <= dose_mentions(index.by_id[citations[0]["chunk_id"]].text)
+    # Every dose the answer states is in a chunk it cites (greedy decoding with the excerpts in the prompt);
+    # doses compared as the safety flags compare them (1 g = 1000 mg, 1,000 = 1000).
+    answer = completion.choices[0].message.content
+    cited = set().union(*(dose_mentions(index.by_id[c["chunk_id"]].text) for c in citations))
+    assert dose_mentions(answer) <= cited, (answer, cited)
 
 
 def test_streamed_chunks_carry_the_citations(server: str) -> None:

@@ -59,10 +59,14 @@ def version_retriever(tags: dict[str, str], settings: RetrievalSettings) -> Retr
     if not uri:
         log.info("this version names no retrieval index (%s tag): serving without retrieval", INDEX_URI_TAG)
         return None
-    index = load_index(uri)
+    try:
+        index = load_index(uri)
+    except (OSError, ValueError) as error:  # RuntimeError: `drugslm serve` prints it as one line
+        raise RuntimeError(f"the retrieval index this version names ({uri}) cannot be loaded: {error}; "
+                           "DRUGSLM_RETRIEVAL__ENABLED=false serves it without retrieval") from error
     expected = tags.get(INDEX_HASH_TAG)
     if expected and expected != index.content_hash:
-        raise ValueError(f"retrieval index at {uri} has content hash {index.content_hash}, the version names {expected}")
+        raise RuntimeError(f"retrieval index at {uri} has content hash {index.content_hash}, the version names {expected}")
     return Retriever(index, settings)
 
 
