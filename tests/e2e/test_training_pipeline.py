@@ -108,6 +108,6 @@ def test_version_names_its_retrieval_index_and_rag_is_measured(pipeline_run: dic
     metrics = client.get_run(pipeline_run["mlflow_run_id"]).data.metrics
     assert metrics["rag.index_chunks"] == 320.0
     assert metrics["rag.recall_at_3"] == 1.0  # the one benchmark question finds its own leaflet section
-    for label in ("base", "tuned", "base+rag", "tuned+rag"):
+    for label in ("base", "tuned", "base_rag", "tuned_rag"):
         assert f"rag.{label}.key_fact_recall" in metrics
-    assert metrics["rag.tuned+rag.abstain_out_of_corpus"] == 1.0  # semaglutide, rivaroxaban: no leaflet, abstained
+    assert metrics["rag.tuned_rag.abstain_out_of_corpus"] == 1.0  # semaglutide, rivaroxaban: no leaflet, abstained

@@ -345,7 +345,7 @@ def evaluate_adapter(
             with loaded.active(label) as model:
                 both = answer_with_retrieval(model, tokenizer, questions + out_of_corpus, retriever, eval_set.system_prompt,
                                              eval_set.domain_tag, settings, retrieval)
-            rag_answers[f"{label}+rag"], out_of_corpus_answers[f"{label}+rag"] = both[: len(questions)], both[len(questions):]
+            rag_answers[f"{label}_rag"], out_of_corpus_answers[f"{label}_rag"] = both[: len(questions)], both[len(questions):]
     checker = corpus_safety_checker()
     semantic = SemanticScorer() if any(answers.values()) else None
     score_benchmark({label: a[: len(benchmark.items)] for label, a in answers.items()}, benchmark, checker, semantic)

@@ -63,7 +63,7 @@ class RagEvaluation(BaseModel):
     questions: int
     out_of_corpus: int
     means: dict[str, dict[str, float]]
-    """``base``, ``tuned``, ``base+rag``, ``tuned+rag`` to each of :data:`RAG_METRICS`."""
+    """``base``, ``tuned``, ``base_rag``, ``tuned_rag`` to each of :data:`RAG_METRICS`."""
     abstain_out_of_corpus: dict[str, float]
     """RAG label to the share of out-of-corpus questions it abstained on."""
     answers: dict[str, list[RagAnswer]]
