@@ -424,6 +424,9 @@ class RetrievalSettings(Section):
         0.45, ge=-1, le=1,
         description="Abstain when the question names no indexed drug and no chunk has this cosine similarity.")
     context_tokens: int = Field(320, ge=16, description="Token budget of the retrieved context in the prompt.")
+    eval_questions: int | None = Field(
+        16, ge=0, description="Benchmark questions (of those the plain models answer) also answered with retrieval, "
+        "round-robin by category (None: all); RAG prompts are ~5x longer, so this bounds the added evaluation time.")
     eval_out_of_corpus: int | None = Field(
         None, ge=0, description="Out-of-corpus questions the RAG evaluation asks (None: all; tests keep it small).")
     eval_rag: bool = Field(True, description="Evaluate base+RAG and tuned+RAG besides the plain models.")

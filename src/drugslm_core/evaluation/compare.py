@@ -340,7 +340,8 @@ def evaluate_adapter(
     out_of_corpus_answers: dict[str, list[Any]] = {}
     if retriever is not None and retrieval is not None and retrieval.eval_rag:
         out_of_corpus = [(q.id, q.question) for q in load_out_of_corpus(retrieval.eval_out_of_corpus)]
-        questions = [(item.id, item.question) for item in benchmark.items]
+        rag_benchmark = benchmark.subset(retrieval.eval_questions)
+        questions = [(item.id, item.question) for item in rag_benchmark.items]
         for label in ("base", "tuned"):
             with loaded.active(label) as model:
                 both = answer_with_retrieval(model, tokenizer, questions + out_of_corpus, retriever, eval_set.system_prompt,
@@ -366,7 +367,8 @@ def evaluate_adapter(
         benchmark=f"{benchmark.name} v{benchmark.version} ({len(benchmark)} items)",
         heldout=f"{heldout.name} ({len(heldout)} of {len(eval_set)} questions)" if len(heldout) else None,
         eval_fingerprint=eval_set.fingerprint(),
-        rag=score_rag(benchmark, {label: answers[label][: len(benchmark.items)] for label in ("base", "tuned")},
+        rag=score_rag(benchmark.subset(retrieval.eval_questions),
+                      {label: answers[label][: len(benchmark.items)] for label in ("base", "tuned")},
                       rag_answers, out_of_corpus_answers, checker, retriever, retrieval.top_k)
         if rag_answers and retriever is not None and retrieval is not None else None,
     )
