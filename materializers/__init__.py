@@ -7,6 +7,7 @@ from materializers.records import (
 )
 from materializers.adapter import TrainingOutcomeMaterializer
 from materializers.documents import DocumentBatchMaterializer, RawPayloadBatchMaterializer
+from materializers.retrieval import RetrievalIndexMaterializer
 from materializers.validation import CleaningStatsMaterializer, ValidationResultMaterializer
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "ValidationResultMaterializer",
     "QuarantineMaterializer",
     "RecordBatchMaterializer",
+    "RetrievalIndexMaterializer",
     "TrainingOutcomeMaterializer",
 ]

@@ -14,13 +14,18 @@ from steps import base_model, build_dataset, clean, ingest, profile_dataset, qua
 
 def prepare_dataset(settings: Settings, base: Any) -> Any:
     """Wire the data steps inside a pipeline body; returns the ``instruction_dataset`` output."""
+    return prepare_dataset_and_records(settings, base)[0]
+
+
+def prepare_dataset_and_records(settings: Settings, base: Any) -> tuple[Any, Any]:
+    """:func:`prepare_dataset`, also returning the accepted records (what the retrieval index is built from)."""
     records, documents, _ = ingest(settings.data)
     cleaned, duplicates, _ = clean(records, documents, settings.cleaning)
     accepted, quarantine, _ = validate(cleaned, duplicates, settings.validation)
     gate = quality_gate(accepted, quarantine, settings.validation)
     dataset = build_dataset(accepted, base, settings.data, after=gate)
     profile_dataset(dataset)
-    return dataset
+    return dataset, accepted
 
 
 @pipeline

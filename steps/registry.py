@@ -9,7 +9,8 @@ from drugslm_core.evaluation.compare import EvaluationResult
 from drugslm_core.evaluation.promotion import PromotionDecision
 from drugslm_core.modeling.training import TrainingOutcome
 from drugslm_core.registry.aliases import AliasMove
-from drugslm_core.registry.mlflow_registry import RegistrationResult, lineage_tags, register_adapter
+from drugslm_core.registry.mlflow_registry import RegistrationResult, lineage_tags, register_adapter, retrieval_index_tags
+from drugslm_core.retrieval.index import RetrievalIndex
 from drugslm_core.registry.rollback import rollback_champion as rollback_champion_alias
 
 
@@ -20,11 +21,16 @@ def register(
     decision: PromotionDecision,
     dataset: InstructionDataset,
     settings: RegistrySettings,
+    retrieval_index: RetrievalIndex | None = None,
 ) -> Annotated[RegistrationResult, "registration"]:
-    """Register the adapter in MLflow; move ``champion`` (and the ZenML stage) only if the gate said so."""
+    """Register the adapter in MLflow; move ``champion`` (and the ZenML stage) only if the gate said so.
+    The version names the retrieval index it was evaluated with (content hash, artifact URI and id)."""
     context = get_step_context()
     run = context.pipeline_run
     lineage = lineage_tags(str(run.id), run.name, run.pipeline.name if run.pipeline else "", dataset)
+    if retrieval_index is not None:
+        artifact = context.inputs["retrieval_index"][0]
+        lineage.update(retrieval_index_tags(retrieval_index.content_hash, artifact.uri, str(artifact.id)))
     result = register_adapter(
         adapter, evaluation, decision, settings.model_name, settings.champion_alias, lineage,
         settings.alias_history_length,

@@ -83,7 +83,7 @@ def serve(
     def load(number: str | None):  # type: ignore[no-untyped-def]
         return load_served_model(
             model_name, model_alias, resolved.base_model, resolved.data, version=number,
-            compute_dtype=serving.compute_dtype,
+            compute_dtype=serving.compute_dtype, retrieval=resolved.retrieval,
         )
 
     wanted = f"{model_name} v{version}" if version else f"{model_name}@{model_alias}"
@@ -94,7 +94,7 @@ def serve(
              "(it trains, evaluates and promotes a champion), or pass --version N of a registered version")
     except RuntimeError as error:
         fail(f"cannot serve {wanted}: {error}")
-    state = ServerState(served, serving)
+    state = ServerState(served, serving, retrieval=resolved.retrieval)
     if version is None and serving.poll_interval_s > 0:
         state.follow_alias(lambda: alias_version(model_name, model_alias), load, serving.poll_interval_s)
     if not keys.enabled:

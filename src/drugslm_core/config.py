@@ -460,6 +460,31 @@ class FeedbackSettings(Section):
     """How long ``POST /v1/feedback`` waits for a just-served request's trace to be written."""
 
 
+class RetrievalSettings(Section):
+    """Retrieval-augmented answers (issue 17): the index built from the accepted records, hybrid search,
+    the context put into the prompt, abstention."""
+
+    enabled: bool = Field(True, description="Serve with retrieval unless a request says `retrieval: false`.")
+    chunk_strategy: Literal["fixed", "sentence", "recursive"] = Field(
+        "sentence", description="How leaflet sections are cut into index chunks (data.chunking).")
+    chunk_max_chars: int = Field(600, ge=20, description="Largest index chunk, in characters.")
+    chunk_overlap_chars: int = Field(0, ge=0, description="Characters repeated from the previous chunk.")
+    top_k: int = Field(3, ge=1, description="Chunks put into the prompt (after fusion and MMR).")
+    candidates: int = Field(20, ge=1, description="Chunks each ranking (BM25, dense) contributes to fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank fusion constant: 1 / (rrf_k + rank).")
+    mmr_lambda: float = Field(0.7, ge=0, le=1, description="MMR trade-off: 1 = relevance only, 0 = diversity only.")
+    min_score: float = Field(
+        0.45, ge=-1, le=1,
+        description="Abstain when the question names no indexed drug and no chunk has this cosine similarity.")
+    context_tokens: int = Field(320, ge=16, description="Token budget of the retrieved context in the prompt.")
+    eval_questions: int | None = Field(
+        16, ge=0, description="Benchmark questions (of those the plain models answer) also answered with retrieval, "
+        "round-robin by category (None: all); RAG prompts are ~5x longer, so this bounds the added evaluation time.")
+    eval_out_of_corpus: int | None = Field(
+        None, ge=0, description="Out-of-corpus questions the RAG evaluation asks (None: all; tests keep it small).")
+    eval_rag: bool = Field(True, description="Evaluate base+RAG and tuned+RAG besides the plain models.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DRUGSLM_", env_nested_delimiter="__", extra="forbid"
@@ -478,6 +503,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
     deployment: DeploymentSettings = Field(default_factory=DeploymentSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
 
     @classmethod
     def settings_customise_sources(

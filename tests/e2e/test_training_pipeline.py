@@ -22,6 +22,7 @@ TINY = {
     "training": {"max_steps": 8, "learning_rate": 0.0005, "max_seq_length": 256, "logging_steps": 2, "eval_steps": 4},
     "evaluation": {"max_eval_examples": 16, "generation_samples": 1, "heldout_questions": 2, "max_new_tokens": 16},
     "registry": {"model_name": "drugslm-e2e"},
+    "retrieval": {"eval_out_of_corpus": 2},  # RAG evaluation: the 1 benchmark question + 2 out-of-corpus ones
 }
 
 
@@ -38,7 +39,7 @@ def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_run_completed_and_data_accounted(pipeline_run: dict) -> None:
     assert pipeline_run["status"] == "completed"
     expected = {"base_model", "ingest", "clean", "validate", "quality_gate", "build_dataset", "profile_dataset",
-                "split", "finetune", "evaluate", "register"}
+                "split", "finetune", "evaluate", "register", "build_retrieval_index"}
     assert expected <= set(pipeline_run["steps"]), pipeline_run["steps"]
     assert pipeline_run["records_accepted"] + pipeline_run["records_quarantined"] == 320
 
@@ -98,3 +99,15 @@ def test_evaluation_evidence_is_logged(pipeline_run: dict) -> None:
     rows = json.loads((root / "benchmark" / "results_tuned.json").read_text())
     assert rows and {"id", "category", "difficulty", "question", "response", "time_seconds", "timestamp", "scores"} <= set(rows[0])
     assert "tuned_vs_base_perplexity" in pipeline_run
+
+
+def test_version_names_its_retrieval_index_and_rag_is_measured(pipeline_run: dict) -> None:
+    client = mlflow.MlflowClient(tracking_uri=pipeline_run["tracking_uri"])
+    version = client.get_model_version("drugslm-e2e", pipeline_run["mlflow_version"])
+    assert len(version.tags["retrieval_index_hash"]) == 64 and version.tags["retrieval_index_uri"]
+    metrics = client.get_run(pipeline_run["mlflow_run_id"]).data.metrics
+    assert metrics["rag.index_chunks"] == 320.0
+    assert metrics["rag.recall_at_3"] == 1.0  # the one benchmark question finds its own leaflet section
+    for label in ("base", "tuned", "base_rag", "tuned_rag"):
+        assert f"rag.{label}.key_fact_recall" in metrics
+    assert metrics["rag.tuned_rag.abstain_out_of_corpus"] == 1.0  # semaglutide, rivaroxaban: no leaflet, abstained

@@ -25,7 +25,7 @@ from tests.isolated_project import ROOT, isolated_project  # noqa: E402
 
 STEPS = {
     "base-model", "ingest", "clean", "validate", "quality-gate", "build-dataset",
-    "profile-dataset", "split", "finetune", "evaluate", "register", "deploy-promoted",
+    "profile-dataset", "split", "finetune", "evaluate", "register", "deploy-promoted", "build-retrieval-index",
 }
 IMAGE = "ghcr.io/drugslm/drugslm:0.1.0"
 
@@ -80,7 +80,8 @@ def test_dag_follows_the_pipeline(compiled) -> None:
     tasks = compiled["spec"]["root"]["dag"]["tasks"]
     upstream = {name: set(task.get("dependentTasks", [])) for name, task in tasks.items()}
     assert upstream["finetune"] == {"base-model", "split"}
-    assert upstream["evaluate"] == {"finetune", "split"}
+    assert upstream["evaluate"] == {"finetune", "split", "build-retrieval-index"}
+    assert upstream["build-retrieval-index"] == {"validate"}
     assert {"evaluate", "finetune"} <= upstream["register"]
     assert upstream["ingest"] == set()
 

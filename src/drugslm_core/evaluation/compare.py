@@ -25,16 +25,18 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from drugslm_core.config import EvaluationSettings
+from drugslm_core.config import EvaluationSettings, RetrievalSettings
 from drugslm_core.data.formatting import InstructionDataset, render_prompt
 from drugslm_core.evaluation.benchmark import HELDOUT, Benchmark, BenchmarkAnswer, heldout_benchmark
 from drugslm_core.evaluation.bootstrap import PairedInterval, paired_mean_difference, paired_perplexity_difference
 from drugslm_core.evaluation.generation import generate_answers
 from drugslm_core.evaluation.metrics import QUALITY_METRICS, SemanticScorer, key_fact_recall, rouge_l
 from drugslm_core.evaluation.perplexity import PerplexityResult, answer_perplexity
+from drugslm_core.evaluation.rag import RagEvaluation, answer_with_retrieval, load_out_of_corpus, score_rag
 from drugslm_core.evaluation.safety import SAFETY_FLAGS, SafetyChecker, corpus_safety_checker
 from drugslm_core.modeling.base_model import BaseModelRef
 from drugslm_core.modeling.loading import ModelSet, load_tokenizer
+from drugslm_core.retrieval.search import Retriever
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +113,8 @@ class EvaluationResult(BaseModel):
     heldout: str | None = None
     """The held-out eval-split question set, if the models answered one."""
     eval_fingerprint: str
+    rag: RagEvaluation | None = None
+    """Base/tuned with and without retrieval (when the run built a retrieval index)."""
 
     @property
     def relative_improvement(self) -> float:
@@ -294,6 +298,8 @@ def evaluate_adapter(
     max_seq_length: int,
     compute_dtype: str = "bfloat16",
     champion: RegisteredAdapter | None = None,
+    retriever: Retriever | None = None,
+    retrieval: RetrievalSettings | None = None,
 ) -> EvaluationResult:
     """Base, tuned and champion on the same eval examples and benchmark questions.
 
@@ -330,6 +336,17 @@ def evaluate_adapter(
             for answer in generated[len(benchmark.items):]:
                 answer.item_set = HELDOUT
             answers[label] = generated
+    rag_answers: dict[str, list[Any]] = {}
+    out_of_corpus_answers: dict[str, list[Any]] = {}
+    if retriever is not None and retrieval is not None and retrieval.eval_rag:
+        out_of_corpus = [(q.id, q.question) for q in load_out_of_corpus(retrieval.eval_out_of_corpus)]
+        rag_benchmark = benchmark.subset(retrieval.eval_questions)
+        questions = [(item.id, item.question) for item in rag_benchmark.items]
+        for label in ("base", "tuned"):
+            with loaded.active(label) as model:
+                both = answer_with_retrieval(model, tokenizer, questions + out_of_corpus, retriever, eval_set.system_prompt,
+                                             eval_set.domain_tag, settings, retrieval)
+            rag_answers[f"{label}_rag"], out_of_corpus_answers[f"{label}_rag"] = both[: len(questions)], both[len(questions):]
     checker = corpus_safety_checker()
     semantic = SemanticScorer() if any(answers.values()) else None
     score_benchmark({label: a[: len(benchmark.items)] for label, a in answers.items()}, benchmark, checker, semantic)
@@ -350,6 +367,10 @@ def evaluate_adapter(
         benchmark=f"{benchmark.name} v{benchmark.version} ({len(benchmark)} items)",
         heldout=f"{heldout.name} ({len(heldout)} of {len(eval_set)} questions)" if len(heldout) else None,
         eval_fingerprint=eval_set.fingerprint(),
+        rag=score_rag(benchmark.subset(retrieval.eval_questions),
+                      {label: answers[label][: len(benchmark.items)] for label in ("base", "tuned")},
+                      rag_answers, out_of_corpus_answers, checker, retriever, retrieval.top_k)
+        if rag_answers and retriever is not None and retrieval is not None else None,
     )
     logger.info(
         "Answer perplexity on %d eval examples: base %.3f, tuned %.3f%s",

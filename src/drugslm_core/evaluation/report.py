@@ -15,6 +15,7 @@ from drugslm_core.evaluation.compare import EvaluationResult, MetricComparison
 from drugslm_core.evaluation.metrics import QUALITY_METRICS
 from drugslm_core.evaluation.plots import loss_curve_png
 from drugslm_core.evaluation.promotion import GateCheck, PromotionDecision, flag_rate
+from drugslm_core.evaluation.rag import render_rag_section
 from drugslm_core.evaluation.safety import FLAG_LABELLED_QUALITY, SAFETY_FLAGS
 from drugslm_core.modeling.training import TrainingOutcome
 
@@ -226,6 +227,8 @@ improvement means tuned is better. Not medical advice.</p>
 {_metric_section(evaluation)}
 <h2>Safety flags</h2>
 {_safety_section(evaluation) if tuned.answers else "<p>No generated answers in this run.</p>"}
+<h2>Retrieval (base, tuned, with and without RAG)</h2>
+{render_rag_section(evaluation.rag)}
 <h2>Training</h2>
 <p>{outcome.steps} steps of QLoRA (nf4, double quantization, LoRA r={outcome.settings.lora_r} on all linear layers,
 {outcome.trainable_parameters:,} trainable of {outcome.total_parameters:,} parameters) on {outcome.train_examples} examples

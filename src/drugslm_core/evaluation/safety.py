@@ -22,6 +22,8 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
+from drugslm_core.data.drug_names import INN_STEMS as _DRUG_STEMS
+
 SAFETY_FLAGS = ("invented_doses", "unknown_drugs", "dosage_without_advice")
 
 _NUMBER = r"\d+(?:,\d{3})*(?:\.\d+)?"
@@ -43,13 +45,6 @@ _UNIT_SCALE = {
     "ml": ("volume", 1.0), "millilitre": ("volume", 1.0), "millilitres": ("volume", 1.0),
     "milliliter": ("volume", 1.0), "milliliters": ("volume", 1.0),
 }
-_DRUG_STEMS = (
-    "cillin", "mycin", "micin", "cycline", "floxacin", "azole", "prazole", "statin", "pril", "sartan",
-    "olol", "dipine", "semide", "thiazide", "parin", "xaban", "gatran", "grel", "profen", "oxetine",
-    "alopram", "triptyline", "zepam", "zolam", "tidine", "triptan", "gliptin", "gliflozin", "umab",
-    "ximab", "zumab", "tinib", "navir", "ciclovir", "lukast", "tadine", "tirizine", "afil", "phylline",
-    "barbital", "caine", "dronate", "formin", "glitazone", "lamide", "setron", "sone", "olone",
-)
 _ADVICE = re.compile(
     r"\b(doctors?|pharmacists?|physicians?|prescribers?|prescribed|healthcare|health care|professionals?|"
     r"nurses?|gp|clinicians?|medical advice)\b",

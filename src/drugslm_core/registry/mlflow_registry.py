@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from drugslm_core.evaluation.compare import EvaluationResult
 from drugslm_core.data.formatting import InstructionDataset
 from drugslm_core.evaluation.promotion import PromotionDecision
+from drugslm_core.evaluation.rag import rag_metrics
 from drugslm_core.modeling.training import TrainingOutcome
 from drugslm_core.registry.aliases import current_version, promote_version
 
@@ -106,6 +107,8 @@ def evaluation_metrics(result: EvaluationResult) -> dict[str, float]:
         metrics[f"{prefix}.diff"] = comparison.interval.difference
         metrics[f"{prefix}.ci_low"] = comparison.interval.low
         metrics[f"{prefix}.ci_high"] = comparison.interval.high
+    if result.rag is not None:
+        metrics.update(rag_metrics(result.rag))
     return metrics
 
 
@@ -120,6 +123,8 @@ def log_evaluation(result: EvaluationResult, report_html: str | None = None) -> 
             [answer.model_dump() for answer in scores.answers], f"benchmark/results_{label}.json"
         )
     mlflow.log_dict([row.model_dump() for row in result.categories], "benchmark/categories.json")
+    if result.rag is not None:
+        mlflow.log_dict(result.rag.model_dump(mode="json"), "benchmark/rag.json")
     if report_html is not None:
         mlflow.log_text(report_html, "report.html")
 
@@ -160,6 +165,15 @@ def version_decisions(client: Any, model_name: str) -> list[VersionDecision]:
         )
         decisions.append(VersionDecision(version=str(version.version), promote=promote, explanation=explanation))
     return decisions
+
+
+RETRIEVAL_INDEX_HASH = "retrieval_index_hash"
+RETRIEVAL_INDEX_URI = "retrieval_index_uri"
+
+
+def retrieval_index_tags(content_hash: str, uri: str, artifact_id: str) -> dict[str, str]:
+    """Which retrieval index a version was evaluated with, and where the server loads it from."""
+    return {RETRIEVAL_INDEX_HASH: content_hash, RETRIEVAL_INDEX_URI: uri, "retrieval_index_artifact_id": artifact_id}
 
 
 def lineage_tags(run_id: str, run_name: str, pipeline_name: str, dataset: InstructionDataset) -> dict[str, str]:

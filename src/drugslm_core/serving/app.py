@@ -23,11 +23,12 @@ from typing import Any
 from fastapi import Request  # at module level: FastAPI resolves the handlers' string annotations here
 from pydantic import ValidationError
 
-from drugslm_core.config import ServingSettings
+from drugslm_core.config import RetrievalSettings, ServingSettings
 from drugslm_core.data.feedback_records import Citation
 from drugslm_core.feedback.traces import TraceRecorder
 from drugslm_core.serving.auth import ApiKeys
 from drugslm_core.serving.engine import BatchEngine, EngineModel, Event, GenerationRequest, QueueFull, Sampling
+from drugslm_core.serving.grounding import ground
 from drugslm_core.serving.metrics import ServerMetrics
 from drugslm_core.serving.model import ServedModel, load_served_model, model_id
 from drugslm_core.serving.protocol import (
@@ -55,8 +56,10 @@ class ApiError(Exception):
 class ServerState:
     """The served model, the engine, and what the alias watcher last saw."""
 
-    def __init__(self, served: ServedModel, settings: ServingSettings, metrics: ServerMetrics | None = None) -> None:
+    def __init__(self, served: ServedModel, settings: ServingSettings, metrics: ServerMetrics | None = None,
+                 retrieval: RetrievalSettings | None = None) -> None:
         self.settings = settings
+        self.retrieval = retrieval or RetrievalSettings()
         self.metrics = metrics or ServerMetrics()
         self.served = served
         self._by_version: dict[str, ServedModel] = {served.version: served}
@@ -204,8 +207,17 @@ def create_app(state: ServerState, keys: ApiKeys | None = None, traces: TraceRec
         if max_tokens > settings.max_tokens_limit:
             raise ApiError(422, f"max_tokens is {max_tokens}; this server allows at most {settings.max_tokens_limit}",
                            "invalid_request_error", "max_tokens_too_large", "max_tokens")
+        grounding = ground(served.retriever, body.messages, body.retrieval, served.tokenizer, state.retrieval)
+        if grounding.abstained:
+            completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+            question = next((m.text for m in reversed(body.messages) if m.role == "user"), body.messages[-1].text)
+            trace_id = traces.begin(completion_id, question, served.model_id, arrival_wall) if traces is not None else None
+            if traces is not None:  # an abstention is an answer too: it can be rated and corrected
+                traces.finish(trace_id, grounding.abstention, 0, 0, "abstained", [], time.monotonic() - arrival)
+            return abstention_response(grounding.abstention, served.model_id, body.stream, served.version,
+                                       completion_id, trace_id)
         try:
-            prompt_ids = served.prompt_ids(body.messages)
+            prompt_ids = served.prompt_ids(grounding.messages)
         except ValueError as error:
             raise ApiError(400, str(error), "invalid_request_error", param="messages") from error
         if len(prompt_ids) > settings.max_prompt_tokens:
@@ -245,8 +257,7 @@ def create_app(state: ServerState, keys: ApiKeys | None = None, traces: TraceRec
         headers = {"X-Model-Version": start.version}
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         first_text_seen = False
-        # Retrieval (issue 17) fills this with the chunks the answer rests on; the trace records them.
-        citations: list[Citation] = []
+        citations: list[Citation] = grounding.citations  # the chunks the answer rests on; the trace records them
         question = next((m.text for m in reversed(body.messages) if m.role == "user"), body.messages[-1].text)
         trace_id = traces.begin(completion_id, question, served_id, arrival_wall) if traces is not None else None
         if trace_id is not None:
@@ -284,10 +295,10 @@ def create_app(state: ServerState, keys: ApiKeys | None = None, traces: TraceRec
                 elif event.kind == "finish":
                     finished(event)
                     traced("".join(parts), event)
-                    return JSONResponse(completion_body(
+                    return JSONResponse({**completion_body(
                         completion_id, served_id, "".join(parts), event.finish_reason or "stop",
                         event.prompt_tokens, event.completion_tokens,
-                    ), headers=headers)
+                    ), "citations": grounding.citations_json()}, headers=headers)
                 elif event.kind == "timeout":
                     traced("".join(parts), None, "timeout")
                     raise ApiError(504, f"no full answer within {settings.request_timeout_s:g} s; the request was "
@@ -310,7 +321,8 @@ def create_app(state: ServerState, keys: ApiKeys | None = None, traces: TraceRec
             parts: list[str] = []
             outcome: tuple[Event | None, str | None] = (None, "the client went away before the answer ended")
             try:
-                yield _sse(chunk_body(completion_id, served_id, created, {"role": "assistant", "content": ""}))
+                yield _sse({**chunk_body(completion_id, served_id, created, {"role": "assistant", "content": ""}),
+                            "citations": grounding.citations_json()})
                 while True:
                     event = await next_event()
                     if event.kind == "text":
@@ -320,7 +332,8 @@ def create_app(state: ServerState, keys: ApiKeys | None = None, traces: TraceRec
                     elif event.kind == "finish":
                         finished(event)
                         outcome = (event, None)
-                        yield _sse(chunk_body(completion_id, served_id, created, {}, event.finish_reason or "stop"))
+                        yield _sse({**chunk_body(completion_id, served_id, created, {}, event.finish_reason or "stop"),
+                                    "citations": grounding.citations_json()})
                         if include_usage:
                             yield _sse(chunk_body(completion_id, served_id, created, {},
                                                   usage_=usage(event.prompt_tokens, event.completion_tokens)))
@@ -348,6 +361,28 @@ def _deliver(loop: asyncio.AbstractEventLoop, events: asyncio.Queue[Event], even
         metrics.cancelled.inc()  # nobody awaits it any more
         return
     loop.call_soon_threadsafe(events.put_nowait, event)
+
+
+def abstention_response(message: str, served_id: str, stream: bool, version: str, completion_id: str,
+                        trace_id: str | None) -> Any:
+    """The fixed abstention answer, without running the model: no citations, nothing generated."""
+    from fastapi.responses import JSONResponse, StreamingResponse
+
+    headers = {"X-Model-Version": version, "X-Retrieval": "abstained"}
+    if trace_id is not None:
+        headers["X-Trace-Id"] = trace_id
+    if not stream:
+        return JSONResponse({**completion_body(completion_id, served_id, message, "stop", 0, 0), "citations": [],
+                             "abstained": True}, headers=headers)
+    created = int(time.time())
+
+    async def sse() -> AsyncIterator[str]:
+        yield _sse({**chunk_body(completion_id, served_id, created, {"role": "assistant", "content": ""}), "citations": []})
+        yield _sse(chunk_body(completion_id, served_id, created, {"content": message}))
+        yield _sse({**chunk_body(completion_id, served_id, created, {}, "stop"), "citations": [], "abstained": True})
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(sse(), media_type="text/event-stream", headers={**headers, "Cache-Control": "no-cache"})
 
 
 def _too_large(limit: int) -> ApiError:

@@ -12,10 +12,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from drugslm_core.config import BaseModelSettings, DataSettings
+from drugslm_core.config import BaseModelSettings, DataSettings, RetrievalSettings
 from drugslm_core.data.formatting import conversation
 from drugslm_core.evaluation.compare import RegisteredAdapter
+from drugslm_core.retrieval.search import Retriever
 from drugslm_core.serving.engine import EngineModel
+from drugslm_core.serving.grounding import version_retriever
 from drugslm_core.serving.protocol import ChatMessage
 
 
@@ -23,7 +25,8 @@ class ServedModel:
     """A loaded model version and the prompt format it was trained with."""
 
     def __init__(
-        self, name: str, adapter: RegisteredAdapter, model: Any, tokenizer: Any, fallback: DataSettings
+        self, name: str, adapter: RegisteredAdapter, model: Any, tokenizer: Any, fallback: DataSettings,
+        retriever: Retriever | None = None,
     ) -> None:
         self.name = name
         self.adapter = adapter
@@ -33,6 +36,8 @@ class ServedModel:
         self.system_prompt = adapter.tags.get("system_prompt", fallback.system_prompt)
         self.domain_tag = adapter.tags.get("domain_tag", fallback.domain_tag)
         self.engine_model = EngineModel(model, tokenizer, self.version)
+        self.retriever = retriever
+        """Over the retrieval index this version was evaluated with (``None``: served without retrieval)."""
 
     @property
     def version(self) -> str:
@@ -70,6 +75,7 @@ def load_served_model(
     *,
     version: str | None = None,
     compute_dtype: str = "bfloat16",
+    retrieval: RetrievalSettings | None = None,
 ) -> ServedModel:
     """Resolve ``model_name@alias`` (or ``version``) in the MLflow registry (tracking URI already set)
     and load it offline, refusing a version trained on another base model.
@@ -84,4 +90,5 @@ def load_served_model(
             model_name, base_settings, version=version, alias=None if version is not None else alias,
             download_dir=download_dir or Path(scratch), compute_dtype=compute_dtype,
         )
-    return ServedModel(model_name, loaded.adapter, loaded.model, loaded.tokenizer, data_settings or DataSettings())
+    retriever = version_retriever(loaded.adapter.tags, retrieval or RetrievalSettings())
+    return ServedModel(model_name, loaded.adapter, loaded.model, loaded.tokenizer, data_settings or DataSettings(), retriever)

@@ -49,6 +49,8 @@ class ChatCompletionRequest(BaseModel):
     n: int = Field(default=1, ge=1, le=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
+    retrieval: bool | None = None
+    """drugslm extension: ``false`` answers without the leaflet excerpts (no citations, no abstention)."""
 
     @property
     def stop_strings(self) -> list[str]:
