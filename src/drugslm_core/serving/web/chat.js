@@ -34,6 +34,18 @@ async function errorText(response) {
   }
 }
 
+function showCitations(citations) {
+  // The leaflet excerpts the answer rests on (retrieval): drug, section, source and chunk id.
+  const list = $("sources");
+  list.textContent = "";
+  for (const citation of citations) {
+    const item = document.createElement("li");
+    item.textContent = citation.drug + " — " + citation.section + " (" + citation.source + ", " + citation.chunk_id + ")";
+    list.appendChild(item);
+  }
+  list.hidden = $("sources-title").hidden = citations.length === 0;
+}
+
 async function ask(event) {
   event.preventDefault();
   const question = $("question").value.trim();
@@ -47,6 +59,7 @@ async function ask(event) {
   $("feedback-form").hidden = true;
   $("feedback-status").textContent = "";
   setRating(null);
+  showCitations([]);
   traceId = null;
   try {
     const response = await fetch("/v1/chat/completions", {
@@ -82,6 +95,7 @@ async function ask(event) {
           const chunk = JSON.parse(data);
           if (chunk.error) { failed = chunk.error.message; continue; }
           if (chunk.model) $("model-version").textContent = chunk.model;
+          if (chunk.citations) showCitations(chunk.citations);
           for (const choice of chunk.choices || []) {
             if (choice.delta && choice.delta.content) answer.textContent += choice.delta.content;
           }
