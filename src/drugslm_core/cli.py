@@ -104,7 +104,10 @@ def serve(
     following = f"following @{model_alias} every {serving.poll_interval_s:g} s" if state.watcher else "fixed version"
     typer.echo(f"Serving {served.model_id} ({following}) on http://{host}:{port}/v1/chat/completions")
     del served  # the state holds it; after a swap the old weights must be freeable
-    uvicorn.run(create_app(state, keys), host=host, port=port, log_level=os.environ.get("LOG_LEVEL", "info"))
+    from drugslm_core.serving.fine_tuning import FineTuneJobs
+
+    jobs = FineTuneJobs(resolved.fine_tuning) if resolved.fine_tuning.enabled else None
+    uvicorn.run(create_app(state, keys, jobs), host=host, port=port, log_level=os.environ.get("LOG_LEVEL", "info"))
 
 
 def _settings(config: Path):  # type: ignore[no-untyped-def]

@@ -23,6 +23,8 @@ from pydantic import ValidationError
 from drugslm_core.config import ServingSettings
 from drugslm_core.serving.auth import ApiKeys
 from drugslm_core.serving.engine import BatchEngine, EngineModel, Event, GenerationRequest, QueueFull, Sampling
+from drugslm_core.serving.fine_tuning import FineTuneJobs
+from drugslm_core.serving.jobs import fine_tuning_router
 from drugslm_core.serving.metrics import ServerMetrics
 from drugslm_core.serving.model import ServedModel, load_served_model, model_id
 from drugslm_core.serving.protocol import (
@@ -103,7 +105,7 @@ class ServerState:
         self.engine.stop()
 
 
-def create_app(state: ServerState, keys: ApiKeys | None = None) -> Any:
+def create_app(state: ServerState, keys: ApiKeys | None = None, jobs: FineTuneJobs | None = None) -> Any:
     from fastapi import Depends, FastAPI
     from fastapi.responses import JSONResponse, Response, StreamingResponse
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -124,6 +126,9 @@ def create_app(state: ServerState, keys: ApiKeys | None = None) -> Any:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
         return JSONResponse(error.body, status_code=error.status, headers=error.headers)
+
+    if jobs is not None:
+        app.include_router(fine_tuning_router(jobs, keys))
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next: Any) -> Any:
