@@ -205,6 +205,7 @@ class FineTuneJobs:
                                     "learning_rate": settings.training.learning_rate},
                 "seed": settings.training.seed, "overrides": request.config,
             }
+            _write_json(job_dir / "job.json", {**spec, "pid": None})  # before the worker starts: it reads it
             log = (job_dir / "worker.log").open("ab")
             env = {**self.env, "PYTHONPATH": os.pathsep.join(filter(None, [str(self.root), self.env.get("PYTHONPATH")]))}
             worker = subprocess.Popen(
@@ -223,7 +224,7 @@ class FineTuneJobs:
         while time.monotonic() < deadline:
             status = _read_json(job_dir / "status.json")
             if status.get("run_id"):
-                return self._view(job_dir)
+                return self._view(self._job(job_dir))
             if worker.poll() is not None:
                 raise JobError(500, f"the worker ended ({worker.returncode}) before the ZenML run started: "
                                f"{status.get('error') or _tail(job_dir / 'worker.log')}", "server_error", "worker_failed")
@@ -233,21 +234,21 @@ class FineTuneJobs:
                        f"(fine_tuning.start_timeout_s); log: {job_dir / 'worker.log'}", "server_error", "start_timeout")
 
     # --- reading -------------------------------------------------------------------------
+    def _job(self, job_dir: Path) -> dict[str, Any]:
+        """``job.json`` with the worker's ``status.json`` (``_status``) and whether the worker has ended."""
+        spec = _read_json(job_dir / "job.json")
+        if not spec:
+            return {}
+        status = _read_json(job_dir / "status.json")
+        self._reap(spec["run_name"])  # a finished worker must not linger as a zombie
+        spec["_worker_done"] = bool(status.get("done")) or not pid_alive(spec.get("pid"))
+        spec["_dir"], spec["_status"] = job_dir, status
+        return spec
+
     def _jobs(self) -> list[dict[str, Any]]:
-        jobs = []
         if not self.state_dir.is_dir():
-            return jobs
-        for job_dir in self.state_dir.iterdir():
-            spec = _read_json(job_dir / "job.json")
-            if not spec:
-                continue
-            status = _read_json(job_dir / "status.json")
-            worker = self._workers.get(spec["run_name"])
-            if worker is not None:
-                worker.poll()  # reap it: a finished worker must not linger as a zombie
-            spec["_worker_done"] = bool(status.get("done")) or not pid_alive(spec.get("pid"))
-            spec["_dir"], spec["_status"] = job_dir, status
-            jobs.append(spec)
+            return []
+        jobs = [job for job in map(self._job, self.state_dir.iterdir()) if job]
         return sorted(jobs, key=lambda job: (job["created_at"], job["run_name"]), reverse=True)
 
     def _find(self, job_id: str) -> dict[str, Any]:
@@ -257,7 +258,7 @@ class FineTuneJobs:
         raise JobError(404, f"no fine-tune job {job_id!r}", code="job_not_found", param="id")
 
     def get(self, job_id: str) -> dict[str, Any]:
-        return self._view(self._find(job_id)["_dir"])
+        return self._view(self._find(job_id))
 
     def list(self, limit: int = 20, after: str | None = None) -> dict[str, Any]:
         jobs = [job for job in self._jobs() if job["_status"].get("run_id")]
@@ -265,11 +266,11 @@ class FineTuneJobs:
             ids = [job["_status"]["run_id"] for job in jobs]
             jobs = jobs[ids.index(after) + 1:] if after in ids else []
         page = jobs[:limit]
-        return {"object": "list", "data": [self._view(job["_dir"], with_mlflow=False) for job in page],
+        return {"object": "list", "data": [self._view(job, with_mlflow=False) for job in page],
                 "has_more": len(jobs) > limit}
 
-    def _view(self, job_dir: Path, with_mlflow: bool = True) -> dict[str, Any]:
-        job = next(j for j in self._jobs() if j["_dir"] == job_dir)
+    def _view(self, job: dict[str, Any], with_mlflow: bool = True) -> dict[str, Any]:
+        job_dir: Path = job["_dir"]
         status = job["_status"]
         cancel_requested = (job_dir / "cancel").exists()
         state = openai_status(status.get("zenml_status"), job["_worker_done"], cancel_requested)
@@ -317,7 +318,7 @@ class FineTuneJobs:
         job = self._find(job_id)
         job_dir: Path = job["_dir"]
         if job["_worker_done"]:
-            view = self._view(job_dir)
+            view = self._view(job)
             if view["status"] in TERMINAL:
                 raise JobError(400, f"job {job_id} has already {view['status']}", code="job_finished", param="id")
         (job_dir / "cancel").write_text(datetime.now(UTC).isoformat())
@@ -334,7 +335,7 @@ class FineTuneJobs:
                 self._reap(job["run_name"])
                 time.sleep(0.2)
         self._reap(job["run_name"])
-        return self._view(job_dir)
+        return self._view(self._job(job_dir))
 
     def _reap(self, run_name: str) -> None:
         worker = self._workers.get(run_name)
