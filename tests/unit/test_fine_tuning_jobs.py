@@ -90,3 +90,26 @@ def test_pid_alive_counts_a_zombie_as_gone() -> None:
     assert not pid_alive(child.pid)
     child.wait()
     assert not pid_alive(child.pid) and pid_alive(os.getpid())
+
+
+def test_create_app_mounts_the_job_routes_behind_its_keys(jobs: FineTuneJobs) -> None:
+    from types import SimpleNamespace
+
+    from fastapi.testclient import TestClient
+
+    from drugslm_core.config import ServingSettings
+    from drugslm_core.serving.app import create_app
+    from drugslm_core.serving.auth import ApiKeys
+    from drugslm_core.serving.metrics import ServerMetrics
+
+    # Outside its lifespan create_app reads only the state's settings and metrics: no model needed here.
+    state = SimpleNamespace(settings=ServingSettings(), metrics=ServerMetrics())
+    client = TestClient(create_app(state, ApiKeys(["k1"]), jobs=jobs))  # type: ignore[arg-type]
+    refused = client.get("/v1/fine_tuning/jobs")
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
+    listed = client.get("/v1/fine_tuning/jobs", headers={"Authorization": "Bearer k1"})
+    assert listed.status_code == 200 and listed.json() == {"object": "list", "data": [], "has_more": False}
+    bad = client.post("/v1/fine_tuning/jobs", headers={"Authorization": "Bearer k1"}, json={"config": {"registry": {"model_name": "x"}}})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "config.registry.model_name"
+    without = TestClient(create_app(state, ApiKeys(["k1"])))  # type: ignore[arg-type]
+    assert without.get("/v1/fine_tuning/jobs", headers={"Authorization": "Bearer k1"}).status_code == 404
