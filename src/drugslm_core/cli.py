@@ -110,8 +110,11 @@ def serve(
         traces = TraceRecorder(resolved.feedback.trace_experiment, resolved.cleaning.pii, resolved.feedback.max_pending,
                                on_failure=lambda reason: state.metrics.trace_failures.labels(reason).inc())
     del served  # the state holds it; after a swap the old weights must be freeable
-    uvicorn.run(create_app(state, keys, traces, resolved.feedback.feedback_wait_s), host=host, port=port,
-                log_level=os.environ.get("LOG_LEVEL", "info"))
+    from drugslm_core.serving.fine_tuning import FineTuneJobs
+
+    jobs = FineTuneJobs(resolved.fine_tuning) if resolved.fine_tuning.enabled else None
+    app = create_app(state, keys, traces, resolved.feedback.feedback_wait_s, jobs=jobs)
+    uvicorn.run(app, host=host, port=port, log_level=os.environ.get("LOG_LEVEL", "info"))
 
 
 def _settings(config: Path):  # type: ignore[no-untyped-def]

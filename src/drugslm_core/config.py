@@ -485,6 +485,41 @@ class RetrievalSettings(Section):
     eval_rag: bool = Field(True, description="Evaluate base+RAG and tuned+RAG besides the plain models.")
 
 
+class FineTuningSettings(Section):
+    """``/v1/fine_tuning/jobs`` of ``drugslm serve``: where and how training runs are started (docs/serving.md)."""
+
+    enabled: bool = True
+    """Serve the fine-tune job routes (they need an API key like every ``/v1`` route)."""
+    project_root: Path = Path(".")
+    """The ZenML repository root (``.zen/``) the worker runs in; the paths below are relative to it."""
+    run_config: Path = Path("configs/local.yaml")
+    """The run config a job starts from (its ``parameters.config`` is the job's settings tree)."""
+    pipeline: str = "pipelines.training.training_pipeline"
+    """Dotted path of the ZenML pipeline a job runs."""
+    worker_module: str = "ops.fine_tune_worker"
+    """Module run as ``python -m`` in the worker process (outside the core: it talks to ZenML)."""
+    state_dir: Path = Path(".drugslm/jobs")
+    """One folder per job: request, run config, the worker's status file and log."""
+    max_concurrent: int = Field(default=1, ge=1)
+    """Jobs running at once; one more is answered 429."""
+    start_timeout_s: float = Field(default=180.0, gt=0)
+    """How long ``POST`` waits for the worker to create the ZenML run (its id is the job id)."""
+    cancel_grace_s: float = Field(default=60.0, gt=0)
+    """After a cancel, how long the worker may take to stop the run before its process group is killed."""
+    allowed_data_roots: list[Path] = Field(default_factory=lambda: [Path("data")])
+    """A job's ``training_file`` must lie under one of these folders (relative: to ``project_root``)."""
+    overridable: list[str] = Field(default_factory=lambda: [
+        "training.max_steps", "training.learning_rate", "training.per_device_batch_size",
+        "training.max_seq_length", "training.eval_steps", "training.logging_steps", "training.mode",
+        "training.lora_r", "training.lora_alpha", "training.seed", "evaluation.max_eval_examples",
+        "evaluation.generation_samples", "evaluation.heldout_questions", "evaluation.max_new_tokens",
+        "data.include_sample_corpus",
+    ])
+    """``section.field`` keys a job request may set in ``config`` (anything else: 400)."""
+    mlflow_ui_url: str | None = None
+    """Base URL of the MLflow UI for the jobs' links (``None``: the tracking URI when it is http(s))."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DRUGSLM_", env_nested_delimiter="__", extra="forbid"
@@ -502,6 +537,7 @@ class Settings(BaseSettings):
     loopback: LoopbackSettings = Field(default_factory=LoopbackSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
+    fine_tuning: FineTuningSettings = Field(default_factory=FineTuningSettings)
     deployment: DeploymentSettings = Field(default_factory=DeploymentSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
 

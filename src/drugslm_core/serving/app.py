@@ -28,7 +28,9 @@ from drugslm_core.data.feedback_records import Citation
 from drugslm_core.feedback.traces import TraceRecorder
 from drugslm_core.serving.auth import ApiKeys
 from drugslm_core.serving.engine import BatchEngine, EngineModel, Event, GenerationRequest, QueueFull, Sampling
+from drugslm_core.serving.fine_tuning import FineTuneJobs
 from drugslm_core.serving.grounding import ground
+from drugslm_core.serving.jobs import fine_tuning_router
 from drugslm_core.serving.metrics import ServerMetrics
 from drugslm_core.serving.model import ServedModel, load_served_model, model_id
 from drugslm_core.serving.protocol import (
@@ -112,7 +114,7 @@ class ServerState:
 
 
 def create_app(state: ServerState, keys: ApiKeys | None = None, traces: TraceRecorder | None = None,
-               feedback_wait_s: float = 10.0) -> Any:
+               feedback_wait_s: float = 10.0, jobs: FineTuneJobs | None = None) -> Any:
     from fastapi import Depends, FastAPI
     from fastapi.responses import JSONResponse, Response, StreamingResponse
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -137,6 +139,9 @@ def create_app(state: ServerState, keys: ApiKeys | None = None, traces: TraceRec
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
         return JSONResponse(error.body, status_code=error.status, headers=error.headers)
+
+    if jobs is not None:
+        app.include_router(fine_tuning_router(jobs, keys))
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next: Any) -> Any:
