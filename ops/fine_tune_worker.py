@@ -100,7 +100,11 @@ def main() -> int:
     status.update(run_name=run_name)
 
     def on_sigterm(signum: int, frame: Any) -> None:
-        raise Cancelled("cancelled")
+        # Inside a step ZenML's handler is installed and calls this one after it has marked the step
+        # stopped and raised RunStoppedException: raising here would replace that exception with one
+        # ZenML takes for a failure and retries (the run's retry config). Between steps: end the run.
+        if signal.getsignal(signal.SIGTERM) is on_sigterm:
+            raise Cancelled("cancelled")
 
     signal.signal(signal.SIGTERM, on_sigterm)
     if (job_dir / "cancel").exists():
