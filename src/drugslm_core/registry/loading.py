@@ -14,10 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from drugslm_core.config import BaseModelSettings
-from drugslm_core.evaluation.compare import RegisteredAdapter
 from drugslm_core.modeling.base_model import BaseModelRef, provision_base_model
 from drugslm_core.modeling.loading import load_tokenizer, load_trained
+
+
+class RegisteredAdapter(BaseModel):
+    """A registered model version (e.g. the one behind @champion) with its adapter on disk."""
+
+    version: str
+    run_id: str | None
+    adapter_dir: str
+    tags: dict[str, str] = {}
 
 
 @dataclass
