@@ -44,16 +44,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     plain_dir.mkdir()
     shutil.copy(project / RUN_CONFIG, plain_dir / "bench.yaml")
     plain_env = {k: v for k, v in env.items() if k not in ("ZENML_CONFIG_PATH", "PYTHONPATH")}
-    print(f"run config: configs/local.yaml + budget + enable_cache: true"
+    print("run config: configs/local.yaml + budget + enable_cache: true"
           + (f"; steps never cached (their decorators): {', '.join(never_cached)}" if not args.cache_all
              else "; --cache-all: the run-level flag caches every step"), flush=True)
 

@@ -5,10 +5,10 @@ from zenml.types import HTMLString
 
 from drugslm_core.config import EvaluationSettings, RegistrySettings
 from drugslm_core.data.formatting import InstructionDataset
-from drugslm_core.registry.candidate import evaluate_against_champion
 from drugslm_core.evaluation.compare import EvaluationResult
 from drugslm_core.evaluation.promotion import PromotionDecision
 from drugslm_core.modeling.training import TrainingOutcome
+from drugslm_core.registry.candidate import evaluate_against_champion
 
 
 @step(experiment_tracker=True)

@@ -46,7 +46,6 @@ def download_version(
 
     Raises ``LookupError`` when the model, version or alias does not exist."""
     import mlflow
-
     from mlflow.exceptions import MlflowException
 
     if (version is None) == (alias is None):
@@ -110,7 +109,6 @@ def alias_version(model_name: str, alias: str) -> str | None:
     """The version number behind ``model_name@alias`` now, or ``None`` when there is none
     (the serving alias watcher polls this)."""
     import mlflow
-
     from mlflow.exceptions import MlflowException
 
     try:
