@@ -17,8 +17,11 @@ export GX_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# Plain logs (no ANSI colour codes) unless make's stderr is a terminal; ZenML does not check
+# for a TTY itself (zenml/logger.py reads only this variable). An explicit setting wins.
+export ZENML_LOGGING_COLORS_DISABLED ?= $(shell test -t 2 && echo false || echo true)
 
-.PHONY: setup browser nginx postgres run test test-fast serve deploy dashboard mlflow-ui stack-up stack-down stack-status clean schedule-render checkov
+.PHONY: setup browser nginx postgres run lint test test-fast serve deploy dashboard mlflow-ui stack-up stack-down stack-status clean schedule-render checkov
 
 ## Virtualenv with every package pinned: torch first (the CPU wheel), then the lock, then us.
 $(INSTALLED): requirements.lock pyproject.toml
@@ -39,7 +42,12 @@ run: setup
 	$(ZENML) pipeline run pipelines.training.training_pipeline -c configs/local.yaml
 	@$(PY) -m stacks.summary
 
-test: setup browser nginx postgres $(CHECKOV)
+## ruff + mypy, configured in pyproject.toml (pinned: the `dev` extra, requirements.lock).
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: lint setup browser nginx postgres $(CHECKOV)
 	$(PY) -m pytest -q
 
 ## checkov (security scan of the rendered k8s overlays, tests/k8s/test_checkov.py) in its own

@@ -152,6 +152,8 @@ def memory_benchmark(megabytes: int) -> None:
 def medquad_throughput(medquad: Path, subsets: list[Path], json_out: Path | None) -> None:
 
     started = time.perf_counter()
+    import great_expectations  # noqa: F401  (import cost is not throughput)
+
     from drugslm_core.config import DataSettings, Settings, SourceFile
     from drugslm_core.data.formatting import build_instruction_dataset
     from drugslm_core.data.ingest import ingest_sources
@@ -159,8 +161,6 @@ def medquad_throughput(medquad: Path, subsets: list[Path], json_out: Path | None
     from drugslm_core.modeling.base_model import provision_base_model
     from drugslm_core.modeling.loading import load_tokenizer
     from drugslm_core.quality.gate import apply_quality_gate
-
-    import great_expectations  # noqa: F401  (import cost is not throughput)
 
     settings = Settings()
     tokenizer = load_tokenizer(provision_base_model(settings.base_model))

@@ -44,16 +44,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -98,13 +98,14 @@ def plain_worker(job: Path) -> dict[str, Any]:
     from drugslm_core.data.ingest import ingest_sources
     from drugslm_core.data.splits import split_three_ways
     from drugslm_core.data.transform import clean_records
-    from drugslm_core.evaluation.candidate import evaluate_candidate
     from drugslm_core.modeling.base_model import provision_base_model
     from drugslm_core.modeling.launch import train_with_checkpoints
     from drugslm_core.modeling.loading import load_tokenizer
     from drugslm_core.quality.gate import apply_quality_gate, enforce_accepted_share
     from drugslm_core.quality.profile import dataset_profile, render_data_quality_report
-    from drugslm_core.registry.mlflow_registry import lineage_tags, log_training, register_adapter
+    from drugslm_core.registry.candidate import evaluate_against_champion
+    from drugslm_core.registry.mlflow_registry import lineage_tags, register_adapter
+    from drugslm_core.registry.tracking import log_training
 
     # pipelines/training.py: the settings tree is parameters.config of the run config.
     config = yaml.safe_load((job / "bench.yaml").read_text())["parameters"]["config"]
@@ -141,7 +142,7 @@ def plain_worker(job: Path) -> dict[str, Any]:
                                              report_to="mlflow")
             log_training(outcome)
         with phase("evaluate"):  # steps/evaluation.py (log_metadata skipped)
-            candidate = evaluate_candidate(outcome, eval_split, settings.evaluation, settings.registry)
+            candidate = evaluate_against_champion(outcome, eval_split, settings.evaluation, settings.registry)
         with phase("register"):  # steps/registry.py: no ZenML run, model stage or metadata here
             lineage = lineage_tags(run.info.run_id, "plain", PIPELINE_NAME, dataset)
             registry = settings.registry
@@ -346,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     plain_dir.mkdir()
     shutil.copy(project / RUN_CONFIG, plain_dir / "bench.yaml")
     plain_env = {k: v for k, v in env.items() if k not in ("ZENML_CONFIG_PATH", "PYTHONPATH")}
-    print(f"run config: configs/local.yaml + budget + enable_cache: true"
+    print("run config: configs/local.yaml + budget + enable_cache: true"
           + (f"; steps never cached (their decorators): {', '.join(never_cached)}" if not args.cache_all
              else "; --cache-all: the run-level flag caches every step"), flush=True)
 

@@ -1,12 +1,12 @@
 """How drugslm's artifact types are stored in the artifact store and shown in the dashboard."""
 
+from materializers.adapter import TrainingOutcomeMaterializer
+from materializers.documents import DocumentBatchMaterializer, RawPayloadBatchMaterializer
 from materializers.records import (
     InstructionDatasetMaterializer,
     QuarantineMaterializer,
     RecordBatchMaterializer,
 )
-from materializers.adapter import TrainingOutcomeMaterializer
-from materializers.documents import DocumentBatchMaterializer, RawPayloadBatchMaterializer
 from materializers.retrieval import RetrievalIndexMaterializer
 from materializers.validation import CleaningStatsMaterializer, ValidationResultMaterializer
 

@@ -193,7 +193,6 @@ def compile_training_pipeline(run_config: Path, output: Path) -> dict[str, Any]:
     ``PLACEHOLDER_SNAPSHOT_ID`` where a real run has the server's snapshot id.
     """
     from zenml.config.compiler import Compiler
-    from zenml.config.pipeline_run_configuration import PipelineRunConfiguration
 
     from ops.k8s_manifests import load_run_config, pipeline_image
     from pipelines.training import training_pipeline

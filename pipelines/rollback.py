@@ -16,8 +16,8 @@ from steps import rollback_champion
 
 @pipeline(enable_cache=False)
 def rollback_pipeline(
-    config: dict[str, Any] | None = None, reason: str = "rollback pipeline", zenml_model: str | None = "drugslm"
+    config: dict[str, Any] | None = None, reason: str = "rollback pipeline"
 ) -> None:
-    """``config`` is the settings tree (only ``registry`` is used); ``zenml_model`` gets its stage moved too."""
+    """``config`` is the settings tree (only ``registry`` is used)."""
     settings = load_settings(config)
-    rollback_champion(settings.registry, reason, zenml_model)
+    rollback_champion(settings.registry, reason)

@@ -23,5 +23,4 @@ $ZENML artifact-store register s3_aws --flavor=s3 --path="$DRUGSLM_S3_PATH" \
   --key='{{drugslm_aws_s3.aws_access_key_id}}' --secret='{{drugslm_aws_s3.aws_secret_access_key}}'
 $ZENML experiment-tracker register mlflow_aws --flavor=mlflow --tracking_uri="$DRUGSLM_MLFLOW_URI" \
   --tracking_username='{{drugslm_aws_mlflow.username}}' --tracking_password='{{drugslm_aws_mlflow.password}}'
-$ZENML model-registry register mlflow_aws_registry --flavor=mlflow
-$ZENML stack register drugslm-aws -o default -a s3_aws -e mlflow_aws -r mlflow_aws_registry --set
+$ZENML stack register drugslm-aws -o default -a s3_aws -e mlflow_aws --set

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ZenML stack "drugslm-k8s": ZenML's Kubernetes orchestrator in the namespace `drugslm`,
 # S3 (or, in dev, the in-cluster MinIO) as artifact store, the in-cluster MLflow as
-# tracker and model registry (docs/kubernetes.md §8). Run once per ZenML server, from the
+# tracker (docs/kubernetes.md §8). Run once per ZenML server, from the
 # repository root, logged into that server (`zenml login https://zenml.example.com`).
 # Not run here: there is no cluster; tests/k8s/test_runbook.py parses every command.
 #
@@ -43,10 +43,9 @@ fi
 
 $ZENML experiment-tracker register mlflow_k8s --flavor=mlflow --tracking_uri="$MLFLOW_URI" \
   --tracking_username='{{mlflow_auth.username}}' --tracking_password='{{mlflow_auth.password}}'
-$ZENML model-registry register mlflow_registry_k8s --flavor=mlflow
 # Required by the Kubernetes orchestrator's stack validation even though the pipelines run
 # the prebuilt image as-is (skip_build, configs/k8s-gpu.yaml).
 $ZENML container-registry register ghcr --flavor=default --uri=ghcr.io/drugslm
 $ZENML image-builder register local_docker --flavor=local
 $ZENML stack register drugslm-k8s \
-  -o k8s_orchestrator -a s3_artifacts -e mlflow_k8s -r mlflow_registry_k8s -c ghcr -i local_docker --set
+  -o k8s_orchestrator -a s3_artifacts -e mlflow_k8s -c ghcr -i local_docker --set

@@ -18,4 +18,4 @@ $ZENML orchestrator register kubeflow --flavor=drugslm_kubeflow \
   --kubernetes_context="$KUBE_CONTEXT" --kubeflow_namespace="$KFP_NAMESPACE"
 # s3_artifacts, mlflow_k8s, mlflow_registry_k8s, ghcr and local_docker: docs/kubernetes.md §8.
 $ZENML stack register drugslm-kubeflow \
-  -o kubeflow -a s3_artifacts -e mlflow_k8s -r mlflow_registry_k8s -c ghcr -i local_docker --set
+  -o kubeflow -a s3_artifacts -e mlflow_k8s -c ghcr -i local_docker --set

@@ -1,7 +1,7 @@
 """Register (idempotently) and activate the embedded default ZenML stack.
 
 ``drugslm-local`` = local orchestrator + local artifact store + the MLflow
-experiment tracker and model registry. With no tracking URI, ZenML's MLflow
+experiment tracker. With no tracking URI, ZenML's MLflow
 tracker keeps MLflow's SQLite store and artifacts inside the local artifact
 store, so nothing else has to run. ``python -m stacks.local`` prints the
 MLflow tracking URI it ends up with.
@@ -13,7 +13,6 @@ import sys
 
 STACK = "drugslm-local"
 TRACKER = "mlflow_tracker"
-REGISTRY = "mlflow_registry"
 
 
 def ensure_local_stack(activate: bool = False) -> str:
@@ -32,7 +31,6 @@ def ensure_local_stack(activate: bool = False) -> str:
             client.create_stack_component(name=name, flavor="mlflow", component_type=kind, configuration={})
 
     ensure(StackComponentType.EXPERIMENT_TRACKER, TRACKER)
-    ensure(StackComponentType.MODEL_REGISTRY, REGISTRY)
     if not client.list_stacks(name=STACK).items:
         client.create_stack(
             name=STACK,
@@ -40,7 +38,6 @@ def ensure_local_stack(activate: bool = False) -> str:
                 StackComponentType.ORCHESTRATOR: "default",
                 StackComponentType.ARTIFACT_STORE: "default",
                 StackComponentType.EXPERIMENT_TRACKER: TRACKER,
-                StackComponentType.MODEL_REGISTRY: REGISTRY,
             },
         )
     if client.active_stack_model.name != STACK and (activate or client.active_stack_model.name == "default"):

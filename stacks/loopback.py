@@ -319,7 +319,6 @@ def register_stack(settings: LoopbackSettings) -> None:
                 "tracking_password": f"{{{{{MLFLOW_SECRET}.password}}}}",
             },
         ),
-        StackComponentType.MODEL_REGISTRY: ("mlflow_server_registry", "mlflow", {}),
     }
     for kind, (name, flavor, configuration) in components.items():
         if client.list_stack_components(type=kind, name=name).items:

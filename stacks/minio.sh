@@ -19,5 +19,4 @@ $ZENML artifact-store register s3_minio --flavor=s3 --path="$DRUGSLM_S3_PATH" \
   --client_kwargs="{\"endpoint_url\": \"$DRUGSLM_S3_ENDPOINT\", \"region_name\": \"us-east-1\"}"
 $ZENML experiment-tracker register mlflow_minio --flavor=mlflow --tracking_uri="$DRUGSLM_MLFLOW_URI" \
   --tracking_username='{{drugslm_minio_mlflow.username}}' --tracking_password='{{drugslm_minio_mlflow.password}}'
-$ZENML model-registry register mlflow_minio_registry --flavor=mlflow
-$ZENML stack register drugslm-minio -o default -a s3_minio -e mlflow_minio -r mlflow_minio_registry --set
+$ZENML stack register drugslm-minio -o default -a s3_minio -e mlflow_minio --set

@@ -14,7 +14,15 @@ from drugslm_core.modeling.base_model import BaseModelRef
 from drugslm_core.registry.deployments import record_deployment as record_on_mlflow_version
 from drugslm_core.registry.mlflow_registry import RegistrationResult
 from drugslm_core.serving.deployment import (
-    DeploymentPlan, DeploymentRecord, NothingToDeploy, RenderedManifests, check_base, deploy_local, deploy_production,
+    DeploymentPlan,
+    DeploymentRecord,
+    NothingToDeploy,
+    RenderedManifests,
+    check_base,
+    deploy_local,
+    deploy_production,
+)
+from drugslm_core.serving.deployment import (
     resolve_deployment as resolve_version,
 )
 

@@ -5,10 +5,10 @@ from zenml.types import HTMLString
 
 from drugslm_core.config import EvaluationSettings, RegistrySettings, RetrievalSettings
 from drugslm_core.data.formatting import InstructionDataset
-from drugslm_core.evaluation.candidate import evaluate_candidate
 from drugslm_core.evaluation.compare import EvaluationResult
 from drugslm_core.evaluation.promotion import PromotionDecision
 from drugslm_core.modeling.training import TrainingOutcome
+from drugslm_core.registry.candidate import evaluate_against_champion
 from drugslm_core.retrieval.index import RetrievalIndex
 from drugslm_core.retrieval.search import Retriever
 
@@ -29,7 +29,7 @@ def evaluate(
     """Base vs tuned vs champion on the eval split and the benchmark (and base/tuned with retrieval when
     the run built an index); the gate's decision; the run report."""
     retriever = Retriever(retrieval_index, retrieval) if retrieval_index is not None and retrieval is not None else None
-    candidate = evaluate_candidate(adapter, eval_split, settings, registry, retriever, retrieval)
+    candidate = evaluate_against_champion(adapter, eval_split, settings, registry, retriever, retrieval)
     result, decision = candidate.result, candidate.decision
     log_metadata({"base_perplexity": result.base.perplexity, "tuned_perplexity": result.tuned.perplexity,
                   "promote": decision.promote, "decision": decision.summary,

@@ -1,7 +1,6 @@
 from typing import Annotated
 
 from zenml import get_step_context, log_metadata, step
-from zenml.client import Client
 
 from drugslm_core.config import RegistrySettings
 from drugslm_core.data.formatting import InstructionDataset
@@ -23,8 +22,11 @@ def register(
     settings: RegistrySettings,
     retrieval_index: RetrievalIndex | None = None,
 ) -> Annotated[RegistrationResult, "registration"]:
-    """Register the adapter in MLflow; move ``champion`` (and the ZenML stage) only if the gate said so.
-    The version names the retrieval index it was evaluated with (content hash, artifact URI and id)."""
+    """Register the adapter in MLflow; move the ``champion`` alias only if the gate said so. The version
+    names the retrieval index it was evaluated with (content hash, artifact URI and id).
+
+    The MLflow alias is the one record of which version is champion (its history is the
+    alias-history tag); the ZenML model version only carries the run's metadata."""
     context = get_step_context()
     run = context.pipeline_run
     lineage = lineage_tags(str(run.id), run.name, run.pipeline.name if run.pipeline else "", dataset)
@@ -35,8 +37,6 @@ def register(
         adapter, evaluation, decision, settings.model_name, settings.champion_alias, lineage,
         settings.alias_history_length,
     )
-    if result.promoted and context.model_version is not None:
-        context.model.set_stage("production", force=True)
     log_metadata({"mlflow_model": result.model_name, "mlflow_version": result.version,
                   "promoted": result.promoted, "decision": result.decision,
                   "gate_checks": {check.name: ("pass: " if check.passed else "FAIL: ") + check.detail
@@ -45,15 +45,9 @@ def register(
 
 
 @step(experiment_tracker=True, enable_cache=False)
-def rollback_champion(settings: RegistrySettings, reason: str, zenml_model: str | None = None) -> Annotated[AliasMove, "rollback"]:
-    """Move ``champion`` back to the previous version; mark that version's ZenML model version ``production``."""
+def rollback_champion(settings: RegistrySettings, reason: str) -> Annotated[AliasMove, "rollback"]:
+    """Move the ``champion`` alias back to the previous version (recorded in the alias history)."""
     move = rollback_champion_alias(settings.model_name, settings.champion_alias, reason, settings.alias_history_length)
-    if zenml_model and Client().list_models(name=zenml_model).items:
-        for version in Client().list_model_versions(model_name_or_id=zenml_model, size=1000, hydrate=True).items:
-            metadata = version.run_metadata
-            if str(metadata.get("mlflow_version")) == move.version and metadata.get("mlflow_model") == settings.model_name:
-                version.set_stage("production", force=True)
-                break
     log_metadata({"mlflow_model": settings.model_name, "restored_version": move.version,
                   "rolled_back_version": move.previous or "", "reason": reason})
     return move

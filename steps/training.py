@@ -8,7 +8,7 @@ from drugslm_core.data.formatting import InstructionDataset
 from drugslm_core.modeling.base_model import BaseModelRef
 from drugslm_core.modeling.launch import train_with_checkpoints
 from drugslm_core.modeling.training import TrainingOutcome
-from drugslm_core.registry.mlflow_registry import log_training
+from drugslm_core.registry.tracking import log_training
 from materializers import TrainingOutcomeMaterializer
 
 

@@ -52,6 +52,7 @@ def isolated_project(base: Path, settings: dict[str, dict], extra_env: dict[str,
         "ZENML_ANALYTICS_OPT_IN": "false",
         "ZENML_AUTO_OPEN_DASHBOARD": "false",
         "ZENML_ENABLE_RICH_TRACEBACK": "false",
+        "ZENML_LOGGING_COLORS_DISABLED": "true",  # output captured, not a terminal
         "GX_ANALYTICS_ENABLED": "false",
         "HF_HUB_OFFLINE": "1",
         "PYTHONPATH": str(project),

@@ -30,9 +30,10 @@ TINY = {
 def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     project, env = isolated_project(tmp_path_factory.mktemp("e2e"), TINY)
     tracking_uri = run_command([str(BIN / "python"), "-m", "stacks.local"], project, env).strip().splitlines()[-1]
-    run_training_pipeline(project, env)
+    output = run_training_pipeline(project, env)
     summary = json.loads(run_command([str(BIN / "python"), "-m", "stacks.summary", "--json"], project, env).splitlines()[-1])
     summary["tracking_uri"] = tracking_uri
+    summary["pipeline_output"] = output
     return summary
 
 
@@ -42,6 +43,12 @@ def test_run_completed_and_data_accounted(pipeline_run: dict) -> None:
                 "split", "finetune", "evaluate", "register", "build_retrieval_index"}
     assert expected <= set(pipeline_run["steps"]), pipeline_run["steps"]
     assert pipeline_run["records_accepted"] + pipeline_run["records_quarantined"] == 320
+
+
+def test_pipeline_logs_are_plain_text(pipeline_run: dict) -> None:
+    """Output that is not a terminal carries no ANSI colour codes (ZENML_LOGGING_COLORS_DISABLED)."""
+    assert "Step finetune" in pipeline_run["pipeline_output"] or "finetune" in pipeline_run["pipeline_output"]
+    assert "\x1b[" not in pipeline_run["pipeline_output"]
 
 
 def test_tuned_beats_base_on_held_out_drugs(pipeline_run: dict) -> None:

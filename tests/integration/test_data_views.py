@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from drugslm_core.config import CleaningSettings, DataSettings, SourceFile, ValidationSettings
 from drugslm_core.data.ingest import ingest_sources
 from drugslm_core.data.transform import clean_records

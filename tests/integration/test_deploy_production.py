@@ -24,7 +24,11 @@ from drugslm_core.config import DeploymentSettings
 from drugslm_core.modeling.base_model import BaseModelRef
 from drugslm_core.registry.deployments import record_deployment
 from drugslm_core.serving.deployment import (
-    NothingToDeploy, check_base, deploy_production, publish_adapter, resolve_deployment,
+    NothingToDeploy,
+    check_base,
+    deploy_production,
+    publish_adapter,
+    resolve_deployment,
 )
 from tests.registered_champion import register_champion
 

@@ -17,9 +17,10 @@ import pytest
 
 from drugslm_core.config import BaseModelSettings, EvaluationSettings
 from drugslm_core.evaluation.benchmark import load_benchmark
-from drugslm_core.evaluation.compare import EvaluationResult, RegisteredAdapter, compare_models, evaluate_adapter
+from drugslm_core.evaluation.compare import EvaluationResult, compare_models, evaluate_adapter
 from drugslm_core.evaluation.promotion import decide_for_evaluation, decide_promotion, paired_safety_flags
 from drugslm_core.modeling.base_model import provision_base_model
+from drugslm_core.registry.loading import RegisteredAdapter
 from tests.lora_adapters import sample_eval_split, save_lora_adapter
 
 SETTINGS = EvaluationSettings(max_eval_examples=6, generation_samples=2, heldout_questions=2, max_new_tokens=8,

@@ -14,8 +14,15 @@ from typer.testing import CliRunner
 
 from drugslm_core.cli import app
 from drugslm_core.registry.aliases import (
-    AliasMove, champion_stack, history_tag, promote_version, read_history, rollback_alias, rollback_target,
+    AliasMove,
+    champion_stack,
+    history_tag,
+    promote_version,
+    read_history,
+    rollback_alias,
+    rollback_target,
 )
+
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from drugslm_core.data.formatting import InstructionDataset
 from drugslm_core.modeling.base_model import BaseModelRef, provision_base_model
 from drugslm_core.modeling.checkpoints import CheckpointStore
 from drugslm_core.modeling.launch import TrainingJob, run_training
-from drugslm_core.modeling.loading import load_trained, load_tokenizer, trained_mode
+from drugslm_core.modeling.loading import load_tokenizer, load_trained, trained_mode
 from drugslm_core.modeling.training import TrainingOutcome, finetune
 from tests.lora_adapters import sample_eval_split
 

@@ -121,7 +121,7 @@ def _copy_layout(layout: ImageLayout, dest_root: Path) -> None:
             else:
                 target_dir.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, target_dir / src.name)
-    for dirpath, dirnames, filenames in os.walk(dest_root):
+    for dirpath, _dirnames, filenames in os.walk(dest_root):
         os.chown(dirpath, 0, 0)
         os.chmod(dirpath, 0o755)
         for name in filenames:

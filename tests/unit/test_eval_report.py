@@ -8,7 +8,11 @@ from html.parser import HTMLParser
 from drugslm_core.config import EvaluationSettings, TrainingSettings
 from drugslm_core.evaluation.benchmark import BenchmarkAnswer, load_benchmark
 from drugslm_core.evaluation.compare import (
-    EvaluationResult, category_breakdown, compare_models, score_benchmark, summarize_model,
+    EvaluationResult,
+    category_breakdown,
+    compare_models,
+    score_benchmark,
+    summarize_model,
 )
 from drugslm_core.evaluation.metrics import SemanticScorer
 from drugslm_core.evaluation.perplexity import PerplexityResult

@@ -14,7 +14,15 @@ from drugslm_core.config import BaseModelSettings
 from drugslm_core.modeling.base_model import provision_base_model
 from drugslm_core.modeling.loading import load_quantized_base, load_tokenizer
 from drugslm_core.serving.auth import ApiKeys, is_loopback
-from drugslm_core.serving.engine import BatchEngine, EngineModel, Event, GenerationRequest, QueueFull, Sampling, _safe_end
+from drugslm_core.serving.engine import (
+    BatchEngine,
+    EngineModel,
+    Event,
+    GenerationRequest,
+    QueueFull,
+    Sampling,
+    _safe_end,
+)
 
 QUESTIONS = [
     "What is ibuprofen used for?",

@@ -49,7 +49,7 @@ class Benchmark(BaseModel):
     def categories(self) -> list[str]:
         return list(dict.fromkeys(item.category for item in self.items))
 
-    def subset(self, size: int | None) -> "Benchmark":
+    def subset(self, size: int | None) -> Benchmark:
         """The first ``size`` items taken round-robin across categories (deterministic), so a
         small subset still covers every category; ``None`` keeps every item."""
         if size is None or size >= len(self.items):

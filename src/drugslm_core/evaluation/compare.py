@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -48,13 +48,17 @@ HIGHER_IS_BETTER = {
 """Every compared metric and its direction."""
 
 
-class RegisteredAdapter(BaseModel):
-    """A registered model version (e.g. the one behind @champion) with its adapter on disk."""
+class ChampionWeights(Protocol):
+    """What evaluation needs of the current champion: its version and its weights on disk.
 
-    version: str
-    run_id: str | None
-    adapter_dir: str
-    tags: dict[str, str] = {}
+    The registry's ``RegisteredAdapter`` has this shape; evaluation never fetches it itself
+    (dependencies point one way: the registry imports evaluation, not the reverse)."""
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def adapter_dir(self) -> str: ...
 
 
 class ModelScores(BaseModel):
@@ -297,7 +301,7 @@ def evaluate_adapter(
     settings: EvaluationSettings,
     max_seq_length: int,
     compute_dtype: str = "bfloat16",
-    champion: RegisteredAdapter | None = None,
+    champion: ChampionWeights | None = None,
     retriever: Retriever | None = None,
     retrieval: RetrievalSettings | None = None,
 ) -> EvaluationResult:

@@ -1,4 +1,4 @@
-"""Greedy answers from a model: one prompt, or many in left-padded batches."""
+"""Greedy answers from a model, in left-padded batches."""
 
 from __future__ import annotations
 
@@ -6,10 +6,6 @@ import time
 from typing import Any
 
 from tqdm.auto import tqdm
-
-
-def generate_answer(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int) -> str:
-    return generate_answers(model, tokenizer, [prompt], max_new_tokens, batch_size=1, progress=False)[0][0]
 
 
 def generate_answers(

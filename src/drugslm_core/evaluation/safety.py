@@ -111,7 +111,7 @@ class SafetyChecker:
     the vocabulary that nearly matches one is a misspelt, i.e. non-existent, drug."""
 
     @classmethod
-    def from_leaflets(cls, leaflets: list[dict]) -> "SafetyChecker":
+    def from_leaflets(cls, leaflets: list[dict]) -> SafetyChecker:
         sources = {
             leaflet["drug"].lower(): " ".join([leaflet["drug"], leaflet.get("drug_class", ""), *leaflet["sections"].values()])
             for leaflet in leaflets
@@ -120,7 +120,7 @@ class SafetyChecker:
         names = {word for leaflet in leaflets for word in _WORD.findall(leaflet["drug"].lower()) if len(word) >= 6}
         return cls(sources=sources, vocabulary=vocabulary, drug_names=names | drug_like_words(" ".join(vocabulary)))
 
-    def extended(self, documents: dict[str, str]) -> "SafetyChecker":
+    def extended(self, documents: dict[str, str]) -> SafetyChecker:
         """This checker plus ``documents`` (focus -> text, e.g. a run's own held-out answers): a
         focus without a leaflet gets that text as its source, and every word joins the vocabulary."""
         extra = {focus.lower(): text for focus, text in documents.items()}

@@ -14,10 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from drugslm_core.config import BaseModelSettings
-from drugslm_core.evaluation.compare import RegisteredAdapter
 from drugslm_core.modeling.base_model import BaseModelRef, provision_base_model
 from drugslm_core.modeling.loading import load_tokenizer, load_trained
+
+
+class RegisteredAdapter(BaseModel):
+    """A registered model version (e.g. the one behind @champion) with its adapter on disk."""
+
+    version: str
+    run_id: str | None
+    adapter_dir: str
+    tags: dict[str, str] = {}
 
 
 @dataclass
@@ -36,7 +46,6 @@ def download_version(
 
     Raises ``LookupError`` when the model, version or alias does not exist."""
     import mlflow
-
     from mlflow.exceptions import MlflowException
 
     if (version is None) == (alias is None):
@@ -100,7 +109,6 @@ def alias_version(model_name: str, alias: str) -> str | None:
     """The version number behind ``model_name@alias`` now, or ``None`` when there is none
     (the serving alias watcher polls this)."""
     import mlflow
-
     from mlflow.exceptions import MlflowException
 
     try:

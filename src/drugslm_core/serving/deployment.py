@@ -34,9 +34,8 @@ import yaml
 from pydantic import BaseModel
 
 from drugslm_core.config import DeploymentSettings, Settings
-from drugslm_core.evaluation.compare import RegisteredAdapter
 from drugslm_core.modeling.base_model import BaseModelRef
-from drugslm_core.registry.loading import check_base_matches, download_version
+from drugslm_core.registry.loading import RegisteredAdapter, check_base_matches, download_version
 from drugslm_core.serving.process import ServerProcess, api_key_from_env, auth_headers, server_command
 
 RELEASE_CONFIGMAP = "drugslm-vllm-release"

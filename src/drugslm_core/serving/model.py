@@ -14,7 +14,7 @@ from typing import Any
 
 from drugslm_core.config import BaseModelSettings, DataSettings, RetrievalSettings
 from drugslm_core.data.formatting import conversation
-from drugslm_core.evaluation.compare import RegisteredAdapter
+from drugslm_core.registry.loading import RegisteredAdapter
 from drugslm_core.retrieval.search import Retriever
 from drugslm_core.serving.engine import EngineModel
 from drugslm_core.serving.grounding import version_retriever

@@ -17,7 +17,6 @@ then SIGKILL.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

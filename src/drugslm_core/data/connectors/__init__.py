@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from drugslm_core.config import ConnectorSettings
-from drugslm_core.data.records import QARecord
 from drugslm_core.data.connectors.base import (
     Connector,
     ConnectorError,
@@ -18,6 +17,7 @@ from drugslm_core.data.connectors.base import (
     acknowledge_runs,
     run_connector,
 )
+from drugslm_core.data.records import QARecord
 
 logger = logging.getLogger(__name__)
 

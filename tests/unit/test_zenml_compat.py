@@ -1,4 +1,4 @@
-"""steps/mlflow_retry.py: a retried attempt can start its MLflow run after a failed one."""
+"""steps/zenml_compat.py: a retried attempt can start its MLflow run after a failed one; version guards."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from zenml.integrations.mlflow.experiment_trackers.mlflow_experiment_tracker import MLFlowExperimentTracker
 from zenml.integrations.mlflow.mlflow_utils import ZENML_TAG_KEY
 
-from steps import mlflow_retry
+from steps import zenml_compat
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def test_a_leftover_zenml_run_blocks_a_new_one_and_is_ended_as_failed(tracking) 
     leftover = mlflow.start_run(tags={ZENML_TAG_KEY: "0.98.0"})  # a failed attempt's, never ended
     with pytest.raises(Exception, match="already active"):
         mlflow.start_run()  # what ZenML's prepare_step_run would do next
-    mlflow_retry.end_leftover_runs()
+    zenml_compat.end_leftover_runs()
     assert mlflow.active_run() is None
     assert mlflow.get_run(leftover.info.run_id).info.status == "FAILED"
     mlflow.start_run()  # the retry's run starts
@@ -32,7 +32,7 @@ def test_a_leftover_zenml_run_blocks_a_new_one_and_is_ended_as_failed(tracking) 
 
 def test_a_run_that_is_not_zenmls_is_left_alone(tracking) -> None:
     mine = mlflow.start_run()
-    mlflow_retry.end_leftover_runs()
+    zenml_compat.end_leftover_runs()
     assert mlflow.active_run().info.run_id == mine.info.run_id
 
 
@@ -41,5 +41,17 @@ def test_installed_once_when_steps_are_imported() -> None:
 
     assert MLFlowExperimentTracker.prepare_step_run._drugslm_ends_leftover_runs
     wrapped = MLFlowExperimentTracker.prepare_step_run
-    mlflow_retry.install()
+    zenml_compat.install()
     assert MLFlowExperimentTracker.prepare_step_run is wrapped
+
+
+def test_a_zenml_outside_the_verified_range_is_not_patched_and_is_named(caplog) -> None:
+    import steps  # noqa: F401  (the installed 0.98 is patched already)
+
+    wrapped = MLFlowExperimentTracker.prepare_step_run
+    with caplog.at_level("WARNING", logger="steps.zenml_compat"):
+        applied = zenml_compat.install(version="0.99.0")
+    assert applied == {"end_leftover_mlflow_runs": False}
+    assert "end_leftover_mlflow_runs" in caplog.text and "StepRunner.run" in caplog.text
+    assert MLFlowExperimentTracker.prepare_step_run is wrapped
+    assert zenml_compat.install() == {"end_leftover_mlflow_runs": True}
