@@ -8,9 +8,14 @@ from drugslm_core.evaluation.compare import EvaluationResult
 from drugslm_core.evaluation.promotion import PromotionDecision
 from drugslm_core.modeling.training import TrainingOutcome
 from drugslm_core.registry.aliases import AliasMove
-from drugslm_core.registry.mlflow_registry import RegistrationResult, lineage_tags, register_adapter, retrieval_index_tags
-from drugslm_core.retrieval.index import RetrievalIndex
+from drugslm_core.registry.mlflow_registry import (
+    RegistrationResult,
+    lineage_tags,
+    register_adapter,
+    retrieval_index_tags,
+)
 from drugslm_core.registry.rollback import rollback_champion as rollback_champion_alias
+from drugslm_core.retrieval.index import RetrievalIndex
 
 
 @step(experiment_tracker=True)

@@ -12,7 +12,12 @@ import torch
 from safetensors.torch import load_file
 
 from drugslm_core.config import (
-    BaseModelSettings, CleaningSettings, DataSettings, FeedbackSourceSettings, PreferenceSettings, TrainingSettings,
+    BaseModelSettings,
+    CleaningSettings,
+    DataSettings,
+    FeedbackSourceSettings,
+    PreferenceSettings,
+    TrainingSettings,
     ValidationSettings,
 )
 from drugslm_core.modeling.base_model import BaseModelRef, provision_base_model

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import mlflow
-import openai
 import pytest
 
 from drugslm_core.config import BaseModelSettings, DataSettings, ServingSettings

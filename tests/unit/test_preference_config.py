@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 
 from drugslm_core.config import (
-    CleaningSettings, DataSettings, FeedbackSourceSettings, PreferenceSettings, Settings, ValidationSettings,
+    CleaningSettings,
+    DataSettings,
+    FeedbackSourceSettings,
+    PreferenceSettings,
+    Settings,
+    ValidationSettings,
     load_settings_file,
 )
 from drugslm_core.modeling.base_model import BaseModelRef

@@ -57,10 +57,10 @@ def attach_feedback(feedback: FeedbackIn, correction: str | None = None) -> list
 
     source = AssessmentSource(source_type=AssessmentSourceType.HUMAN, source_id=feedback.reviewer_role)
     metadata = {"reviewer_role": feedback.reviewer_role, **({"reason": feedback.reason} if feedback.reason else {})}
-    written = [mlflow.log_feedback(trace_id=feedback.trace_id, name=RATING, value=feedback.rating, source=source,
+    written: list[str | None] = [mlflow.log_feedback(trace_id=feedback.trace_id, name=RATING, value=feedback.rating, source=source,
                                    metadata=metadata).assessment_id]
     text = correction if correction is not None else feedback.correction
     if text and text.strip():
         written.append(mlflow.log_expectation(trace_id=feedback.trace_id, name=CORRECTION, value=text,
                                               source=source, metadata=metadata).assessment_id)
-    return written
+    return [assessment_id for assessment_id in written if assessment_id is not None]

@@ -144,7 +144,7 @@ def trainer_config(settings: PreferenceSettings, compute_dtype: str, output_dir:
     import torch
     from trl import DPOConfig, KTOConfig
 
-    common = dict(
+    common: dict[str, Any] = dict(
         output_dir=str(output_dir), max_steps=settings.max_steps, learning_rate=settings.learning_rate,
         per_device_train_batch_size=settings.per_device_batch_size, beta=settings.beta,
         max_length=settings.max_length, logging_steps=settings.logging_steps, save_strategy="no",
@@ -189,18 +189,19 @@ def preference_tune(
         model=model, args=trainer_config(settings, compute_dtype, output_dir / "trainer", report_to),
         train_dataset=Dataset.from_list(rows), processing_class=load_tokenizer(sft.base_model),
     )
-    if "ref" not in trainer.model.peft_config:  # TRL copies the SFT adapter into a frozen "ref" adapter
+    tuned: Any = trainer.model  # the PeftModel TRL wraps (typed as a plain Module by TRL)
+    if "ref" not in tuned.peft_config:  # TRL copies the SFT adapter into a frozen "ref" adapter
         raise RuntimeError("TRL did not create the frozen reference adapter; refusing to tune against the base")
     started = time.perf_counter()
     result = trainer.train()
     runtime = time.perf_counter() - started
-    tuned = trainer.model
     after = _adapter_weights(tuned, "default")
     change = sum(float((after[name] - before[name]).pow(2).sum()) for name in before) ** 0.5
     tuned.delete_adapter("ref")
     model_dir = output_dir / "adapter"
     tuned.save_pretrained(str(model_dir))
-    trainer.processing_class.save_pretrained(model_dir)
+    processing: Any = trainer.processing_class  # the tokenizer given above (TRL types it as a union)
+    processing.save_pretrained(model_dir)
     manifest = json.loads((Path(sft.adapter_dir) / TRAINED_MANIFEST).read_text())
     summary = {
         "method": settings.method, "examples": len(rows), "steps": int(result.global_step),

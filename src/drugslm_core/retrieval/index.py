@@ -10,7 +10,6 @@ evaluated with.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -100,7 +99,7 @@ class RetrievalIndex:
         return len(self.chunks)
 
     @classmethod
-    def build(cls, chunks: list[Chunk], embedder: Embedder | None = None) -> "RetrievalIndex":
+    def build(cls, chunks: list[Chunk], embedder: Embedder | None = None) -> RetrievalIndex:
         import bm25s
         import faiss
 
@@ -144,7 +143,7 @@ class RetrievalIndex:
         (directory / MANIFEST_FILE).write_text(self.manifest.model_dump_json(indent=2), encoding="utf-8")
 
     @classmethod
-    def load(cls, directory: str | Path) -> "RetrievalIndex":
+    def load(cls, directory: str | Path) -> RetrievalIndex:
         import bm25s
         import faiss
 

@@ -327,9 +327,9 @@ class FineTuneJobs:
         while pid_alive(pid) and time.monotonic() < deadline:
             self._reap(job["run_name"])
             time.sleep(0.5)
-        if pid_alive(pid):
+        if pid and pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+                os.killpg(int(pid), signal.SIGKILL)
             deadline = time.monotonic() + 10
             while pid_alive(pid) and time.monotonic() < deadline:
                 self._reap(job["run_name"])
