@@ -19,12 +19,13 @@ LAYERS = {
     "config": 0,
     "data": 1,
     "quality": 2,
-    "modeling": 3,
-    "evaluation": 4,
-    "registry": 5,
-    "serving": 6,
-    "feedback": 6,  # traces and feedback in MLflow: at the serving level (docs/ARCHITECTURE)
-    "cli": 7,
+    "retrieval": 3,  # the leaflet index is built from accepted records; evaluation and serving use it
+    "modeling": 4,
+    "evaluation": 5,
+    "registry": 6,
+    "serving": 7,
+    "feedback": 7,  # traces and feedback in MLflow: at the serving level (docs/ARCHITECTURE)
+    "cli": 8,
 }
 
 # Repository tooling and the orchestrator: the core is plain Python and never imports them.
