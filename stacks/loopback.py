@@ -196,6 +196,29 @@ def _start_s3(settings: LoopbackSettings) -> int:
     return pid
 
 
+def _recorded_entries(log: Path) -> list[dict]:
+    """The recorder's entries. moto writes each entry and its newline with two separate appends
+    from the request's thread, so concurrent requests (multipart parts) can put two entries on one
+    line: decode every object on a line, not one per line. A last entry cut off by the server's
+    kill was a request that never got its answer (its client retries it): it is skipped."""
+    decoder = json.JSONDecoder()
+    entries: list[dict] = []
+    text = log.read_text()
+    position = 0
+    while True:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position >= len(text):
+            return entries
+        try:
+            entry, position = decoder.raw_decode(text, position)
+        except json.JSONDecodeError:
+            if text.find("\n", position) == -1:  # the unfinished last write of a killed server
+                return entries
+            raise
+        entries.append(entry)
+
+
 def _replay(log: Path, endpoint: str) -> int:
     """Replay the recorded state-changing requests against a fresh moto; return how many.
 
@@ -213,8 +236,7 @@ def _replay(log: Path, endpoint: str) -> int:
     new_ids: dict[str, str] = {}  # recorded upload id -> the fresh server's
     latest_for_path: dict[str, str] = {}  # object path -> upload id of its last CreateMultipartUpload
     sent = 0
-    for line in log.read_text().splitlines():
-        entry = json.loads(line)
+    for entry in _recorded_entries(log):
         if entry["method"] in {"GET", "HEAD", "OPTIONS"}:
             continue
         parts = urlsplit(entry["url"])

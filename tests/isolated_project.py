@@ -20,14 +20,15 @@ BIN = Path(sys.executable).parent
 SOURCES = ("steps", "pipelines", "materializers", "stacks", "configs", "ops")
 
 
-def run_command(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 1800) -> str:
-    """Run a command; on failure raise with the tail of its output."""
+def run_command(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 1800, with_stderr: bool = False) -> str:
+    """Run a command; on failure raise with the tail of its output. Its stdout (and stderr, where
+    ZenML logs, with ``with_stderr``)."""
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         raise AssertionError(
             f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
         )
-    return result.stdout
+    return result.stdout + (result.stderr if with_stderr else "")
 
 
 def isolated_project(base: Path, settings: dict[str, dict], extra_env: dict[str, str] | None = None) -> tuple[Path, dict[str, str]]:
@@ -63,7 +64,8 @@ def isolated_project(base: Path, settings: dict[str, dict], extra_env: dict[str,
 
 
 def run_training_pipeline(project: Path, env: dict[str, str]) -> str:
+    """``zenml pipeline run`` of the training pipeline; everything it printed (stdout and stderr)."""
     return run_command(
         [str(BIN / "zenml"), "pipeline", "run", "pipelines.training.training_pipeline", "-c", "configs/test.yaml"],
-        project, env,
+        project, env, with_stderr=True,
     )
