@@ -16,7 +16,7 @@ from drugslm_core.monitoring.reference import MonitoringData, from_dataset, from
 from drugslm_core.monitoring.triggers import TriggerDecision
 
 
-@step(enable_cache=False)
+@step(enable_cache=False, experiment_tracker=True)  # the tracker points MLflow at the stack's registry
 def champion_reference(settings: RegistrySettings) -> Annotated[MonitoringData, "reference_data"]:
     """The champion's training data: MLflow alias → version tag ``zenml_run_id`` → that run's
     ``instruction_dataset`` artifact. The registry is the champion authority and the tag is written

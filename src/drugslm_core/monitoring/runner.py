@@ -61,6 +61,8 @@ def monitor_batches(
         print(f"monitoring: {reference.label}: drift and knowledge base not compared")
     new_records = new_pairs(reference, current) if reference.questions else 0
     decision = decide(drift, knowledge_base, new_records, rated(served), settings)
+    if not reference.questions:
+        decision.checked.insert(0, f"reference: {reference.label}")
     html = ""
     if with_html:
         lines = [f"reference: {reference.label}, {len(reference.questions)} questions; current: {current.label}, "
