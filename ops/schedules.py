@@ -8,6 +8,7 @@ the repository root::
     drugslm schedule create            # register it on the active stack (must support schedules)
     drugslm schedule list
     drugslm schedule delete drugslm-weekly-retrain
+    drugslm schedule create --pipeline monitoring --schedule-config configs/schedule-monitoring.yaml
 
 (or ``python -m ops.schedules ...``). Defaults: configs/k8s-gpu.yaml (the run) and
 configs/schedule.yaml (name, cron, CronJob policy).
@@ -32,6 +33,10 @@ app = typer.Typer(
 RunConfigOption = Annotated[Path, typer.Option("--config", help="run config of the scheduled runs")]
 ScheduleConfigOption = Annotated[Path, typer.Option("--schedule-config", help="schedule + CronJob policy")]
 CronOption = Annotated[str | None, typer.Option("--cron", help="cron expression; default: the schedule config's")]
+PIPELINES = ("training", "monitoring")
+PipelineOption = Annotated[
+    str, typer.Option("--pipeline", help="training (weekly retraining) or monitoring (configs/schedule-monitoring.yaml)")
+]
 
 
 def _schedule_run_config(run_config: Path, schedule_config: Path, cron: str | None):
@@ -112,14 +117,20 @@ def create(
     config: RunConfigOption = DEFAULT_RUN_CONFIG,
     schedule_config: ScheduleConfigOption = DEFAULT_SCHEDULE_CONFIG,
     cron: CronOption = None,
+    pipeline: PipelineOption = "training",
 ) -> None:
     """Register the schedule on the active stack (the Kubernetes orchestrator creates the CronJob)."""
+    if pipeline not in PIPELINES:
+        raise typer.BadParameter(f"--pipeline must be one of {', '.join(PIPELINES)}, got {pipeline!r}")
     merged = _schedule_run_config(config, schedule_config, cron)
     stack = _require_schedulable_stack()
-    from pipelines.training import training_pipeline
+    if pipeline == "monitoring":
+        from pipelines.monitoring import monitoring_pipeline as scheduled
+    else:
+        from pipelines.training import training_pipeline as scheduled
 
     orchestrator_settings = merged.settings["orchestrator"].model_dump()
-    training_pipeline.with_options(
+    scheduled.with_options(
         config_path=str(config), schedule=merged.schedule, settings={"orchestrator": orchestrator_settings}
     )()
     typer.echo(

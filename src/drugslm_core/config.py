@@ -520,6 +520,41 @@ class FineTuningSettings(Section):
     """Base URL of the MLflow UI for the jobs' links (``None``: the tracking URI when it is http(s))."""
 
 
+class MonitoringSettings(Section):
+    """The monitoring pipeline (``pipelines/monitoring.py``, docs/monitoring.md): drift of the questions
+    against the champion's training data, knowledge-base changes, and when they start a retraining."""
+
+    current_files: list[SourceFile] = Field(default_factory=list)
+    """The new batch: files ingested and cleaned as ``data.files`` are (empty: only served questions)."""
+    served_questions: Path | None = None
+    """A ``drugslm feedback export`` JSONL (FeedbackRecord lines): its questions join the current batch,
+    its rated rows count as new feedback."""
+    text_drift_threshold: float = Field(0.99, gt=0, lt=1)
+    """Confidence of Evidently's TF-IDF domain-classifier text drift (``perc_text_content_drift``):
+    drift when the classifier's ROC AUC exceeds this quantile of its bootstrap under no drift."""
+    embedding_drift_threshold: float = Field(0.99, gt=0, lt=1)
+    """Same, for the domain classifier on the MiniLM question embeddings (Evidently ``ModelDriftMethod``)."""
+    descriptor_p_value: float = Field(0.01, gt=0, lt=1)
+    """p-value under which a descriptor (length, words, non-letter share, dose mention, known drug) drifted."""
+    min_drifted_descriptors: int = Field(2, ge=1)
+    """Descriptors that must drift together to count as drift (one alone is reported, not acted on)."""
+    min_rows: int = Field(30, ge=2)
+    """Fewer current questions than this: drift is not decided (reported as too few rows)."""
+    retrain_on_drift: bool = True
+    retrain_on_knowledge_base_change: bool = True
+    """A leaflet new, changed or removed since the champion's data starts a retraining."""
+    min_new_records: int = Field(200, ge=1)
+    """Accepted new records (current batch, not in the champion's data) that start a retraining."""
+    min_feedback_rows: int = Field(100, ge=1)
+    """Rated served answers (thumbs or corrections) that start a retraining."""
+    launch: Literal["none", "subprocess", "in_process"] = "subprocess"
+    """How a trigger starts the training pipeline: ``subprocess`` (``zenml pipeline run`` with
+    ``training_config``, on the active stack: through the orchestrator on Kubernetes), ``in_process``,
+    or ``none`` (decide and record only)."""
+    training_config: Path = Path("configs/local.yaml")
+    """The run config of the training run a trigger starts."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DRUGSLM_", env_nested_delimiter="__", extra="forbid"
@@ -540,6 +575,7 @@ class Settings(BaseSettings):
     fine_tuning: FineTuningSettings = Field(default_factory=FineTuningSettings)
     deployment: DeploymentSettings = Field(default_factory=DeploymentSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -25,6 +25,7 @@ LAYERS = {
     "registry": 6,
     "serving": 7,
     "feedback": 7,  # traces and feedback in MLflow: at the serving level (docs/ARCHITECTURE)
+    "monitoring": 7,  # reads the champion (registry) and compares data: beside serving
     "cli": 8,
 }
 
