@@ -6,14 +6,13 @@ and by the tests (tests/postgres_mlflow.py). ``initdb`` + ``pg_ctl`` from
 the unix socket inside the data folder. PostgreSQL refuses to run as root: as root, the server
 runs as the ``postgres`` system user (or ``nobody``) through ``runuser``, and owns its folder;
 when that user cannot reach ``root`` (pytest's folders are 0700 root-owned), the cluster lives in
-``/tmp/drugslm-postgres-<hash of root>`` instead, named in ``root/cluster-location``.
+a fresh ``/tmp/drugslm-postgres-*`` folder instead, named in ``root/cluster-location``.
 ``make test`` installs the package when ``initdb`` is missing.
 """
 
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 import pwd
 import shutil
@@ -73,9 +72,14 @@ class LocalPostgres:
                                    capture_output=True).returncode == 0
         if reachable:
             return self.root
-        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
-        folder = Path(tempfile.gettempdir()) / f"drugslm-postgres-{digest}"
-        (self.root / "cluster-location").write_text(f"{folder}\n")
+        location = self.root / "cluster-location"
+        if location.is_file():  # this root's cluster, set up by an earlier start
+            return Path(location.read_text().strip())
+        # A fresh folder, never one derived from the root's name: a cluster left behind by an
+        # earlier root at the same path (a removed state folder) has another password.
+        folder = Path(tempfile.mkdtemp(prefix="drugslm-postgres-"))
+        folder.chmod(0o755)
+        location.write_text(f"{folder}\n")
         return folder
 
     @property

@@ -2,7 +2,7 @@
 
 The cluster is set up in a fresh 0700 folder under /tmp; as root, PostgreSQL runs as the
 ``postgres`` user, which cannot enter it, so stacks/postgres.py puts the cluster in
-``/tmp/drugslm-postgres-<hash>`` instead. Both servers are stopped and both folders removed on exit.
+a fresh ``/tmp/drugslm-postgres-*`` folder instead. Both servers are stopped and both folders removed on exit.
 """
 
 from __future__ import annotations

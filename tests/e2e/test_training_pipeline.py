@@ -47,9 +47,11 @@ def test_run_completed_and_data_accounted(pipeline_run: dict) -> None:
 
 
 def test_pipeline_logs_are_plain_text(pipeline_run: dict) -> None:
-    """Output that is not a terminal carries no ANSI colour codes (ZENML_LOGGING_COLORS_DISABLED)."""
-    assert re.search(r"Step `?finetune`? has finished", pipeline_run["pipeline_output"])
-    assert "\x1b[" not in pipeline_run["pipeline_output"]
+    """Output that is not a terminal carries no ANSI colour codes (ZENML_LOGGING_COLORS_DISABLED).
+    (Progress bars still move the cursor, ``ESC[A``: that is progress, not colour.)"""
+    output = pipeline_run["pipeline_output"]
+    assert re.search(r"Step `?finetune`? has finished", output)
+    assert not re.search(r"\x1b\[[0-9;]*m", output), "ANSI colour codes in the pipeline's output"
 
 
 def test_tuned_beats_base_on_held_out_drugs(pipeline_run: dict) -> None:
