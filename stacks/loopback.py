@@ -14,7 +14,7 @@
 
 then registers and activates the ZenML stack ``drugslm-remote``: an S3 artifact store
 (endpoint from the settings, credentials in the ZenML secret ``drugslm_s3``, never in a
-file), the MLflow experiment tracker and model registry pointed at the server. ``down``
+file) and the MLflow experiment tracker pointed at the server (its registry holds the versions). ``down``
 stops exactly the processes ``up`` started, by PID, and checks that none is left, then stops
 PostgreSQL (``pg_ctl stop``; its data stay for the next ``up``).
 ``status`` says what is running. ``restart-s3 --downtime N`` stops the S3 server, waits N
