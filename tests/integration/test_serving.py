@@ -120,6 +120,16 @@ def test_every_route_but_health_needs_a_key(server: str) -> None:
     assert httpx.get(server + "/metrics", headers={"Authorization": "Bearer another-key"}).status_code == 200
 
 
+def test_openapi_schema_describes_the_routes(server: str) -> None:
+    """The schema FastAPI builds from the handlers' annotations (the ``/docs`` page reads it)."""
+    response = httpx.get(server + "/openapi.json")
+    assert response.status_code == 200, response.text[:500]
+    paths = response.json()["paths"]
+    for path in ("/v1/chat/completions", "/v1/models", "/v1/feedback", "/readyz", "/metrics"):
+        assert path in paths, sorted(paths)
+    assert httpx.get(server + "/docs").status_code == 200
+
+
 def test_chat_completion_through_the_openai_client(server: str) -> None:
     client = _client(server)
     assert [m.id for m in client.models.list().data] == [f"{MODEL}-v1"]

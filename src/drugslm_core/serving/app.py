@@ -20,7 +20,10 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from fastapi import Request  # at module level: FastAPI resolves the handlers' string annotations here
+# At module level: FastAPI resolves the handlers' string annotations (``from __future__ import
+# annotations``) in this module's namespace, for requests and for the OpenAPI schema alike.
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
 from drugslm_core.config import RetrievalSettings, ServingSettings
@@ -116,7 +119,6 @@ class ServerState:
 def create_app(state: ServerState, keys: ApiKeys | None = None, traces: TraceRecorder | None = None,
                feedback_wait_s: float = 10.0, jobs: FineTuneJobs | None = None) -> Any:
     from fastapi import Depends, FastAPI
-    from fastapi.responses import JSONResponse, Response, StreamingResponse
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     keys = keys or ApiKeys([])
@@ -371,8 +373,6 @@ def _deliver(loop: asyncio.AbstractEventLoop, events: asyncio.Queue[Event], even
 def abstention_response(message: str, served_id: str, stream: bool, version: str, completion_id: str,
                         trace_id: str | None) -> Any:
     """The fixed abstention answer, without running the model: no citations, nothing generated."""
-    from fastapi.responses import JSONResponse, StreamingResponse
-
     headers = {"X-Model-Version": version, "X-Retrieval": "abstained"}
     if trace_id is not None:
         headers["X-Trace-Id"] = trace_id
