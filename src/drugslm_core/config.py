@@ -538,6 +538,12 @@ class MonitoringSettings(Section):
     """p-value under which a descriptor (length, words, non-letter share, dose mention, known drug) drifted."""
     min_drifted_descriptors: int = Field(2, ge=1)
     """Descriptors that must drift together to count as drift (one alone is reported, not acted on)."""
+    novelty_quantile: float = Field(0.05, gt=0, lt=0.5)
+    """A current question is novel when its nearest reference question (MiniLM cosine) is less similar
+    than this quantile of the reference questions' own nearest-neighbour similarities."""
+    novelty_p_value: float = Field(0.001, gt=0, lt=1)
+    """Novel questions drifted when more frequent than in the reference at this p-value (one-sided
+    Fisher exact test): a minority of questions in another language or on another topic."""
     min_rows: int = Field(30, ge=2)
     """Fewer current questions than this: drift is not decided (reported as too few rows)."""
     retrain_on_drift: bool = True

@@ -110,6 +110,31 @@ def test_off_domain_shift_triggers_with_its_reason(embed, tmp_path):
     assert "RETRAIN: text drift" in result.html and "<html" in result.html.lower()
 
 
+PORTUGUESE = ["Para que serve o {d}?", "Qual é a dose habitual de {d} para adultos?",
+              "Quais são os efeitos colaterais mais comuns do {d}?", "Posso tomar {d} durante a gravidez?",
+              "Como devo guardar o {d}?", "O que fazer se eu esquecer uma dose de {d}?"]
+
+
+def test_a_quarter_of_questions_in_another_language_is_novel(embed):
+    """Drug questions in Portuguese, a quarter of the batch: each is unlike every reference
+    question (novelty), which a batch-wide domain classifier may miss."""
+    from drugslm_core.monitoring.drift import measure_drift
+
+    records = corpus().records
+    rng = random.Random(11)
+    questions = [r.question for r in records if r.question]
+    drugs = sorted({r.focus for r in records})
+    reference = rng.sample(questions, 200)
+    portuguese = [rng.choice(PORTUGUESE).format(d=rng.choice(drugs)) for _ in range(50)]
+    current = rng.sample(questions, 150) + portuguese
+    same = rng.sample(questions, 200)
+    shifted = measure_drift(reference, current, drugs, SETTINGS, embed(reference), embed(current))
+    assert shifted.novelty_drifted and shifted.novel_share >= 0.2, shifted
+    assert any(r.startswith("novel questions") for r in shifted.reasons(SETTINGS.min_drifted_descriptors))
+    resample = measure_drift(reference, same, drugs, SETTINGS, embed(reference), embed(same))
+    assert not resample.novelty_drifted and resample.novelty_p_value > SETTINGS.novelty_p_value, resample
+
+
 def test_knowledge_base_change_alone_triggers():
     reference = from_records(corpus(), "champion")
     current = from_records(corpus(with_dose("Ciprofloxacin", "250", "350")), "current")

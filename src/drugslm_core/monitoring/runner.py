@@ -29,6 +29,8 @@ class MonitoringResult(BaseModel):
             out["text_drift_auc"] = float(self.drift.text_drift_score or 0)
             out["embedding_drift_auc"] = float(self.drift.embedding_drift_score or 0)
             out["drifted_descriptors"] = float(len(self.drift.drifted_descriptors))
+            out["novel_share"] = float(self.drift.novel_share or 0)
+            out["novelty_p_value"] = float(self.drift.novelty_p_value if self.drift.novelty_p_value is not None else 1)
             out.update({f"descriptor_p.{k}": v for k, v in self.drift.descriptor_p_values.items()})
         if self.knowledge_base:
             out.update({"kb_new": float(len(self.knowledge_base.new)), "kb_changed": float(len(self.knowledge_base.changed)),

@@ -38,7 +38,8 @@ def decide(
         found = drift.reasons(settings.min_drifted_descriptors)
         checked.append(
             f"text drift AUC {drift.text_drift_score:.3f}, embedding drift AUC {drift.embedding_drift_score:.3f}, "
-            f"drifted descriptors {drift.drifted_descriptors or 'none'}"
+            f"drifted descriptors {drift.drifted_descriptors or 'none'}, "
+            f"novel questions {drift.novel_share:.0%} (Fisher p={drift.novelty_p_value:.2g})"
         )
         if found and settings.retrain_on_drift:
             reasons.extend(found)
