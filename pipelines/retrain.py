@@ -23,15 +23,33 @@ def run_training(reason: str, config_path: Path) -> str:
     run_id = str(run.id) if run is not None else ""
     if run_id:
         log_metadata(metadata={"retrain_reason": reason}, run_id_name_or_prefix=run_id)
-        tag_registered_version(run_id, reason)
+        tag_registered_version(run_id, reason, stack_tracking_uri())
     return run_id
 
 
-def tag_registered_version(run_id: str, reason: str) -> str | None:
+def stack_tracking_uri() -> str | None:
+    """The active stack's MLflow (its experiment tracker), where the run registered its version.
+
+    Outside a step nothing points MLflow there: without this the launcher's own process would
+    look in MLflow's default store (``./mlruns``) and find no version to tag. The tracker's
+    ``configure_mlflow`` also sets the credentials a remote tracking server needs."""
+    from zenml.client import Client
+
+    tracker = Client().active_stack.experiment_tracker
+    if tracker is None:
+        return None  # no tracker on the stack: MLflow's own default
+    configure = getattr(tracker, "configure_mlflow", None)
+    if configure is not None:
+        configure()
+    uri = getattr(tracker, "get_tracking_uri", None)
+    return str(uri()) if uri is not None else None
+
+
+def tag_registered_version(run_id: str, reason: str, tracking_uri: str | None = None) -> str | None:
     """The MLflow model version the run registered (its ``zenml_run_id`` tag) gets ``retrain_reason``."""
     import mlflow
 
-    client = mlflow.MlflowClient()
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     for version in client.search_model_versions(f"tags.zenml_run_id = '{run_id}'"):
         client.set_model_version_tag(version.name, version.version, "retrain_reason", reason[:5000])
         return str(version.version)

@@ -59,7 +59,7 @@ def monitor(
     result = monitor_batches(reference, current, settings, benchmark)
     mlflow.log_metrics(result.metrics())
     mlflow.set_tags({"monitoring.retrain": str(result.decision.retrain), "monitoring.reason": result.decision.reason[:5000]})
-    log_metadata({"retrain": result.decision.retrain, "reason": result.decision.reason, **result.metrics()})
+    log_metadata({**result.metrics(), "retrain": result.decision.retrain, "reason": result.decision.reason})
     print(("retraining: " if result.decision.retrain else "") + result.decision.reason)
     return HTMLString(result.html), result.decision
 
