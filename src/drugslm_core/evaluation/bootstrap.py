@@ -1,16 +1,19 @@
 """Paired bootstrap confidence intervals for the difference between two models.
 
-Both models are scored on the same items; each bootstrap replicate resamples
-item indices once and applies them to both models, so item difficulty cancels
-out of the difference (a paired test). Percentile intervals, numpy only.
+Both models are scored on the same items; each bootstrap replicate resamples item indices once
+and applies them to both models, so item difficulty cancels out of the difference (a paired
+test): ``scipy.stats.bootstrap(..., paired=True)``. Percentile intervals, not scipy's default
+BCa: BCa is undefined when every replicate is equal (two models scoring the same on every item,
+which the gate must still decide on: a zero difference, interval [0, 0]).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from pydantic import BaseModel
+from scipy.stats import bootstrap
 
 
 class PairedInterval(BaseModel):
@@ -23,21 +26,18 @@ class PairedInterval(BaseModel):
     samples: int
     items: int
 
-    def excludes_zero(self) -> bool:
-        return self.low > 0.0 or self.high < 0.0
 
-
-def _indices(items: int, samples: int, seed: int) -> np.ndarray:
+def _paired_interval(
+    data: tuple[np.ndarray, ...], statistic: Callable[..., np.ndarray], samples: int, confidence: float, seed: int
+) -> PairedInterval:
+    items = len(data[0])
     if items == 0:
         raise ValueError("cannot bootstrap over zero items")
-    return np.random.default_rng(seed).integers(0, items, size=(samples, items))
-
-
-def _interval(point: float, replicates: np.ndarray, confidence: float, samples: int, items: int) -> PairedInterval:
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(replicates, [tail, 1.0 - tail])
+    result = bootstrap(data, statistic, n_resamples=samples, paired=True, vectorized=True, axis=-1,
+                       confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))
     return PairedInterval(
-        difference=float(point), low=float(low), high=float(high), confidence=confidence, samples=samples, items=items
+        difference=float(statistic(*data, axis=-1)), low=float(result.confidence_interval.low),
+        high=float(result.confidence_interval.high), confidence=confidence, samples=samples, items=items,
     )
 
 
@@ -52,9 +52,11 @@ def paired_mean_difference(
     a, b = np.asarray(candidate, dtype=float), np.asarray(other, dtype=float)
     if a.shape != b.shape:
         raise ValueError(f"paired scores must have the same length, got {a.shape} and {b.shape}")
-    differences = a - b
-    replicates = differences[_indices(len(differences), samples, seed)].mean(axis=1)
-    return _interval(differences.mean(), replicates, confidence, samples, len(differences))
+
+    def mean_difference(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+
+    return _paired_interval((a, b), mean_difference, samples, confidence, seed)
 
 
 def paired_perplexity_difference(
@@ -73,8 +75,9 @@ def paired_perplexity_difference(
     t = np.asarray(tokens, dtype=float)
     if not (a.shape == b.shape == t.shape):
         raise ValueError("per-item NLL and token counts must have the same length")
-    index = _indices(len(t), samples, seed)
-    token_sums = t[index].sum(axis=1)
-    replicates = np.exp(a[index].sum(axis=1) / token_sums) - np.exp(b[index].sum(axis=1) / token_sums)
-    point = np.exp(a.sum() / t.sum()) - np.exp(b.sum() / t.sum())
-    return _interval(point, replicates, confidence, samples, len(t))
+
+    def perplexity_difference(x: np.ndarray, y: np.ndarray, n: np.ndarray, axis: int = -1) -> np.ndarray:
+        count = np.sum(n, axis=axis)
+        return np.exp(np.sum(x, axis=axis) / count) - np.exp(np.sum(y, axis=axis) / count)
+
+    return _paired_interval((a, b, t), perplexity_difference, samples, confidence, seed)
