@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from drugslm_core.config import DataSettings, FieldMap, SourceFile
-from drugslm_core.data.ingest import ingest_records
+from drugslm_core.data.ingest import ingest_sources
 from drugslm_core.data.sources import (
     SourceFormatError,
     detect_field,
@@ -466,9 +466,9 @@ def test_expand_sources_explicit_format_takes_every_file(tmp_path):
 def test_ingest_merges_files_without_losing_records(tmp_path):
     counts = make_tree(tmp_path)
     extra = write_json(tmp_path.parent / f"{tmp_path.name}-extra.json", [{"question": Q2, "answer": A2}])
-    batch = ingest_records(
+    batch = ingest_sources(
         DataSettings(include_sample_corpus=False, files=[SourceFile(path=tmp_path), SourceFile(path=extra)])
-    )
+    ).records
     assert len(batch) == sum(counts.values()) + 1
     by_source = batch.counts_by_source()
     assert {str(Path(k).relative_to(tmp_path)): v for k, v in by_source.items() if k != str(extra)} == counts
@@ -477,7 +477,7 @@ def test_ingest_merges_files_without_losing_records(tmp_path):
 
 def test_ingest_without_any_source_fails():
     with pytest.raises(ValueError, match="no records ingested"):
-        ingest_records(DataSettings(include_sample_corpus=False, files=[]))
+        ingest_sources(DataSettings(include_sample_corpus=False, files=[]))
 
 
 # --- the older MedQuAD schemas (seen in 6_NINDS_QA and 9_CDC_QA) -------------------------------------

@@ -12,12 +12,11 @@ import logging
 from pydantic import BaseModel, Field
 from tqdm.auto import tqdm
 
-from drugslm_core.config import ChunkingSettings, DataSettings
+from drugslm_core.config import DataSettings
 from drugslm_core.data.connectors import acknowledge_runs, quarantine_records, run_enabled_connectors, run_summary
 from drugslm_core.data.connectors.pdf import read_pdf_leaflet
 from drugslm_core.data.documents import DocumentBatch, RawPayloadBatch
 from drugslm_core.data.feedback_candidates import feedback_candidates
-from drugslm_core.data.questions import documents_to_records
 from drugslm_core.data.records import QARecord, RecordBatch, SourceCount
 from drugslm_core.data.sample_corpus import leaflet_records
 from drugslm_core.data.sources import detect_format, read_file, scan_sources
@@ -160,9 +159,3 @@ def ingest_sources(settings: DataSettings) -> IngestResult:
     )
     return result
 
-
-def ingest_records(settings: DataSettings, chunking: ChunkingSettings | None = None) -> RecordBatch:
-    """Records only: documents (PDFs, connectors) are turned into records with ``chunking``."""
-    result = ingest_sources(settings)
-    extra, _ = documents_to_records(result.documents.documents, chunking or ChunkingSettings())
-    return RecordBatch(records=result.records.records + extra, files=result.files)
