@@ -36,11 +36,11 @@ $(INSTALLED): requirements.lock pyproject.toml
 	$(ZENML) init
 
 setup: $(INSTALLED) .zen
-	@$(PY) -m stacks.local >/dev/null
+	@$(PY) -m drugslm_ops.stacks.local >/dev/null
 
 run: setup
 	$(ZENML) pipeline run pipelines.training.training_pipeline -c configs/local.yaml
-	@$(PY) -m stacks.summary
+	@$(PY) -m drugslm_ops.stacks.summary
 
 ## ruff + mypy, configured in pyproject.toml (pinned: the `dev` extra, requirements.lock).
 lint: setup
@@ -83,7 +83,7 @@ test-fast: setup
 
 ## Serve the registered @champion as an OpenAI-style API on http://127.0.0.1:8000.
 serve: setup
-	MLFLOW_TRACKING_URI="$$($(PY) -m stacks.local)" $(VENV)/bin/drugslm serve --config configs/local.yaml
+	MLFLOW_TRACKING_URI="$$($(PY) -m drugslm_ops.stacks.local)" $(VENV)/bin/drugslm serve --config configs/local.yaml
 
 ## Deploy @champion (the deployment pipeline): locally a managed background server on
 ## http://127.0.0.1:8000/v1, smoke-tested with the openai client; `drugslm serve status|stop`.
@@ -93,14 +93,14 @@ deploy: setup
 ## The production-shaped stack on loopback: moto S3 + MLflow server + ZenML server,
 ## registered as the ZenML stack drugslm-remote (make run then runs on it). stack-down stops them.
 stack-up: setup postgres
-	$(PY) -m stacks.loopback up
+	$(PY) -m drugslm_ops.stacks.loopback up
 
 stack-down: setup
-	$(PY) -m stacks.loopback down
-	@$(PY) -m stacks.local --activate >/dev/null
+	$(PY) -m drugslm_ops.stacks.loopback down
+	@$(PY) -m drugslm_ops.stacks.local --activate >/dev/null
 
 stack-status: setup
-	$(PY) -m stacks.loopback status
+	$(PY) -m drugslm_ops.stacks.loopback status
 
 ## Browse results: the ZenML dashboard (local server) and the MLflow UI.
 dashboard: setup
@@ -108,7 +108,7 @@ dashboard: setup
 	@echo "Stop it with: $(ZENML) logout --local"
 
 mlflow-ui: setup
-	$(VENV)/bin/mlflow ui --port 5000 --backend-store-uri "$$($(PY) -m stacks.local)"
+	$(VENV)/bin/mlflow ui --port 5000 --backend-store-uri "$$($(PY) -m drugslm_ops.stacks.local)"
 
 ## The CronJob `drugslm schedule create` would make on the Kubernetes stack, rendered offline for review.
 schedule-render: $(INSTALLED)

@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     # --- untimed set-up ------------------------------------------------------------------------
     print("[setup] throw-away ZenML repository (zenml init, drugslm-local stack)", flush=True)
     project, env = isolated_project(work, settings, extra_env=ENV)
-    run_command([sys.executable, "-m", "stacks.local", "--activate"], project, env)
+    run_command([sys.executable, "-m", "drugslm_ops.stacks.local", "--activate"], project, env)
     print("[setup] warm-up: provision the base model, import the libraries and steps once", flush=True)
     _, lines = stream("warm-up", [sys.executable, __file__, "--worker", "warmup", "--job", "configs/test.yaml"],
                       project, env, work / "warmup.log")

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # ZenML stack "drugslm-kubeflow": Kubeflow Pipelines 2.x as orchestrator (flavor drugslm_kubeflow,
-# ops/kubeflow.py) with the artifact store, MLflow tracker/registry and container registry of the
-# Kubernetes stack (docs/kubernetes.md §8). Run from the repository root (the flavor is imported
-# from ops/). Not run here: there is no cluster; `drugslm kubeflow compile` checks the spec offline.
+# src/drugslm_ops/kubeflow.py) with the artifact store, MLflow tracker/registry and container registry of the
+# Kubernetes stack (docs/kubernetes.md §8). Run from the repository root with the project installed
+# (make setup: the flavor is the installed drugslm_ops.kubeflow). Not run here: there is no cluster; `drugslm kubeflow compile` checks the spec offline.
 #
 #   export KUBE_CONTEXT="$(kubectl config current-context)"   # a cluster running KFP 2.x
 #   export KFP_NAMESPACE=kubeflow
@@ -13,7 +13,7 @@ set -euo pipefail
 ZENML="${ZENML:-.venv/bin/zenml}"
 KFP_NAMESPACE="${KFP_NAMESPACE:-kubeflow}"
 
-$ZENML orchestrator flavor register ops.kubeflow.DrugslmKubeflowOrchestratorFlavor
+$ZENML orchestrator flavor register drugslm_ops.kubeflow.DrugslmKubeflowOrchestratorFlavor
 $ZENML orchestrator register kubeflow --flavor=drugslm_kubeflow \
   --kubernetes_context="$KUBE_CONTEXT" --kubeflow_namespace="$KFP_NAMESPACE"
 # s3_artifacts, mlflow_k8s, mlflow_registry_k8s, ghcr and local_docker: docs/kubernetes.md §8.

@@ -17,7 +17,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-SOURCES = ("steps", "pipelines", "materializers", "stacks", "configs", "ops")
+SOURCES = ("steps", "pipelines", "materializers", "configs")  # drugslm_core and drugslm_ops are installed
 
 
 def run_command(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 1800, with_stderr: bool = False) -> str:

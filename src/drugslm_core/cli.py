@@ -145,7 +145,7 @@ def serve_start(
     resolved = _settings(config)
     settings = resolved.deployment
     if not tracking_uri:
-        raise typer.BadParameter('set --tracking-uri or MLFLOW_TRACKING_URI (e.g. "$(.venv/bin/python -m stacks.local)")')
+        raise typer.BadParameter('set --tracking-uri or MLFLOW_TRACKING_URI (e.g. "$(.venv/bin/python -m drugslm_ops.stacks.local)")')
     host, port = host or settings.host, port or settings.port
     command = server_command(config, host, port, version, resolved.registry.model_name, resolved.registry.champion_alias)
     url = f"http://{host}:{port}"
@@ -181,8 +181,14 @@ def serve_status(config: _CONFIG = Path("configs/local.yaml")) -> None:
         raise typer.Exit(3)
 
 
-def _delegate(name: str, relative_path: str, help_text: str) -> None:
-    """``drugslm <name> ...``: hand every argument to the typer app of a repository module."""
+TOOLING_ENTRY_POINTS = "drugslm.commands"
+"""Command groups of the repository tooling (``drugslm_ops``, ZenML-backed), declared in
+pyproject.toml's ``[project.entry-points."drugslm.commands"]``. Found by name and imported only
+when one runs: the core never imports the tooling (its import graph points one way)."""
+
+
+def _tooling(name: str, help_text: str) -> None:
+    """``drugslm <name> ...``: hand every argument to the tooling's typer app of that name."""
 
     @app.command(
         name,
@@ -191,47 +197,19 @@ def _delegate(name: str, relative_path: str, help_text: str) -> None:
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     )
     def command(ctx: typer.Context) -> None:
-        _repository_module(relative_path, f"drugslm {name}").app(args=ctx.args, prog_name=f"drugslm {name}")
+        from importlib.metadata import entry_points
+
+        found = list(entry_points(group=TOOLING_ENTRY_POINTS, name=name))
+        if not found:
+            typer.echo(f"drugslm {name}: the repository tooling (drugslm_ops) is not installed; "
+                       "run `make setup` (pip install -e .) in the drugslm repository", err=True)
+            raise typer.Exit(2)
+        found[0].load()(args=ctx.args, prog_name=f"drugslm {name}")
 
 
-_delegate(
-    "schedule", "ops/schedules.py",
-    "Scheduled retraining: render | create | list | delete (ZenML-backed: ops/schedules.py, repository root only).",
-)
-_delegate(
-    "kubeflow", "ops/kubeflow.py",
-    "Kubeflow Pipelines option: compile (the KFP v2 spec of the training pipeline, offline; ops/kubeflow.py).",
-)
-
-
-def _repository_module(relative_path: str, command: str):  # type: ignore[no-untyped-def]
-    """Import a ZenML-backed module of the repository (kept out of drugslm_core) from the current directory."""
-    import importlib
-    import sys
-
-    root = Path.cwd()
-    if not (root / relative_path).is_file():
-        typer.echo(
-            f"{command}: run it from the drugslm repository root (no {relative_path} under {root}); "
-            "it needs the repository's pipelines/ and configs/.",
-            err=True,
-        )
-        raise typer.Exit(2)
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    return importlib.import_module(relative_path.removesuffix(".py").replace("/", "."))
-
-
-@app.command("stack", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def stack_command(action: Annotated[str, typer.Argument(help="up | down | status")]) -> None:
-    """The loopback production-shaped stack (moto S3, MLflow server, ZenML server): up | down | status."""
-    if action not in {"up", "down", "status"}:
-        raise typer.BadParameter("action must be up, down or status")
-    module = _repository_module("stacks/loopback.py", "drugslm stack")
-    import sys
-
-    sys.argv = ["drugslm stack", action]
-    module.main()
+_tooling("schedule", "Scheduled retraining and monitoring: render | create | list | delete (drugslm_ops.schedules).")
+_tooling("kubeflow", "Kubeflow Pipelines option: compile (the KFP v2 spec of the training pipeline, offline; drugslm_ops.kubeflow).")
+_tooling("stack", "The loopback production-shaped stack (PostgreSQL, moto S3, MLflow server, ZenML server): up | down | status | restart-s3.")
 
 
 from drugslm_core.feedback.cli import feedback_app  # noqa: E402 - next to its add_typer
@@ -248,7 +226,7 @@ def _set_tracking(tracking_uri: str | None) -> None:
     import mlflow
 
     if not tracking_uri:
-        raise typer.BadParameter('set --tracking-uri or MLFLOW_TRACKING_URI (e.g. "$(.venv/bin/python -m stacks.local)")')
+        raise typer.BadParameter('set --tracking-uri or MLFLOW_TRACKING_URI (e.g. "$(.venv/bin/python -m drugslm_ops.stacks.local)")')
     mlflow.set_tracking_uri(tracking_uri)
 
 

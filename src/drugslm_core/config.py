@@ -408,20 +408,6 @@ class DeploymentSettings(Section):
     """Also fetch the version's merged weights (``training.export_merged``) for a server without LoRA."""
 
 
-class LoopbackSettings(Section):
-    """The production-shaped stack on loopback (``make stack-up``): ports, bucket, state folder."""
-
-    host: str = "127.0.0.1"
-    s3_port: int = 9010
-    mlflow_port: int = 5050
-    zenml_port: int = 8237
-    postgres_port: int = 5440
-    """The MLflow server's backend store (PostgreSQL; cluster under ``state_dir/postgres``)."""
-    bucket: str = "drugslm-artifacts"
-    region: str = "us-east-1"
-    state_dir: Path = Path(".drugslm/loopback")
-
-
 class ServingSettings(Section):
     """``drugslm serve``: batching, limits and alias following (docs/serving.md)."""
 
@@ -496,7 +482,7 @@ class FineTuningSettings(Section):
     """The run config a job starts from (its ``parameters.config`` is the job's settings tree)."""
     pipeline: str = "pipelines.training.training_pipeline"
     """Dotted path of the ZenML pipeline a job runs."""
-    worker_module: str = "ops.fine_tune_worker"
+    worker_module: str = "drugslm_ops.fine_tune_worker"
     """Module run as ``python -m`` in the worker process (outside the core: it talks to ZenML)."""
     state_dir: Path = Path(".drugslm/jobs")
     """One folder per job: request, run config, the worker's status file and log."""
@@ -575,7 +561,6 @@ class Settings(BaseSettings):
     preference: PreferenceSettings = Field(default_factory=PreferenceSettings)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
-    loopback: LoopbackSettings = Field(default_factory=LoopbackSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
     fine_tuning: FineTuningSettings = Field(default_factory=FineTuningSettings)

@@ -67,7 +67,7 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> dict:
     export = base / "served-2026-11.jsonl"
     served_export(export)
     project, env = isolated_project(base, {**TINY, "registry": {"model_name": MODEL}})
-    tracking_uri = run_command([str(BIN / "python"), "-m", "stacks.local"], project, env).strip().splitlines()[-1]
+    tracking_uri = run_command([str(BIN / "python"), "-m", "drugslm_ops.stacks.local"], project, env).strip().splitlines()[-1]
     run_training_pipeline(project, env)
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)

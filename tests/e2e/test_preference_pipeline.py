@@ -57,9 +57,9 @@ def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "registry": {"model_name": "drugslm-e2e-preference"},
     }
     project, env = isolated_project(base, settings)
-    tracking_uri = run_command([str(BIN / "python"), "-m", "stacks.local"], project, env).strip().splitlines()[-1]
+    tracking_uri = run_command([str(BIN / "python"), "-m", "drugslm_ops.stacks.local"], project, env).strip().splitlines()[-1]
     run_training_pipeline(project, env)
-    summary = json.loads(run_command([str(BIN / "python"), "-m", "stacks.summary", "--json"], project, env).splitlines()[-1])
+    summary = json.loads(run_command([str(BIN / "python"), "-m", "drugslm_ops.stacks.summary", "--json"], project, env).splitlines()[-1])
     summary["tracking_uri"], summary["export"] = tracking_uri, str(export)
     return summary
 

@@ -30,9 +30,9 @@ TINY = {
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     project, env = isolated_project(tmp_path_factory.mktemp("e2e"), TINY)
-    tracking_uri = run_command([str(BIN / "python"), "-m", "stacks.local"], project, env).strip().splitlines()[-1]
+    tracking_uri = run_command([str(BIN / "python"), "-m", "drugslm_ops.stacks.local"], project, env).strip().splitlines()[-1]
     output = run_training_pipeline(project, env)
-    summary = json.loads(run_command([str(BIN / "python"), "-m", "stacks.summary", "--json"], project, env).splitlines()[-1])
+    summary = json.loads(run_command([str(BIN / "python"), "-m", "drugslm_ops.stacks.summary", "--json"], project, env).splitlines()[-1])
     summary["tracking_uri"] = tracking_uri
     summary["pipeline_output"] = output
     return summary

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 
 def test_rollback_pipeline_moves_champion_back(tmp_path: Path) -> None:
     project, env = isolated_project(tmp_path, {}, {"DRUGSLM_REGISTRY__MODEL_NAME": MODEL})
-    tracking_uri = run_command([str(BIN / "python"), "-m", "stacks.local"], project, env).strip().splitlines()[-1]
+    tracking_uri = run_command([str(BIN / "python"), "-m", "drugslm_ops.stacks.local"], project, env).strip().splitlines()[-1]
 
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)

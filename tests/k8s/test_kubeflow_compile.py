@@ -1,8 +1,8 @@
 """The Kubeflow option: the training pipeline compiled to a KFP v2 spec, offline.
 
-``python -m ops.kubeflow compile`` runs ZenML's compiler and the
+``python -m drugslm_ops.kubeflow compile`` runs ZenML's compiler and the
 ``drugslm_kubeflow`` orchestrator's own ``submit_pipeline`` (ZenML's Kubeflow
-orchestrator plus two fixes, ops/kubeflow.py) against an in-memory stack; only
+orchestrator plus two fixes, src/drugslm_ops/kubeflow.py) against an in-memory stack; only
 the upload to the KFP API is left out. It runs in a throw-away ZenML repository
 and store (about 20 s).
 """
@@ -35,7 +35,7 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     project, env = isolated_project(tmp_path_factory.mktemp("kubeflow"), {})
     output = project / "build" / "spec.yaml"
     result = subprocess.run(
-        [sys.executable, "-m", "ops.kubeflow", "compile", "--config", "configs/kubeflow-gpu.yaml", "-o", str(output)],
+        [sys.executable, "-m", "drugslm_ops.kubeflow", "compile", "--config", "configs/kubeflow-gpu.yaml", "-o", str(output)],
         cwd=project, env={**env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=600, check=False,
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
@@ -104,7 +104,7 @@ def test_kubeflow_run_config_shares_the_k8s_settings_tree(monkeypatch: pytest.Mo
 
 
 def test_zenml_kubeflow_settings_drop_pod_settings() -> None:
-    """The upstream defect ops/kubeflow.py works around; when this fails, the fix can go."""
+    """The upstream defect src/drugslm_ops/kubeflow.py works around; when this fails, the fix can go."""
     from zenml.integrations.kubeflow.flavors.kubeflow_orchestrator_flavor import KubeflowOrchestratorSettings
 
     given = {"pod_settings": {"node_selectors": {"accelerator": "nvidia.com/gpu"}}}
@@ -119,7 +119,7 @@ def test_zenml_kubeflow_settings_drop_pod_settings() -> None:
     ],
 )
 def test_drugslm_kubeflow_settings_keep_pod_settings(given: dict) -> None:
-    from ops.kubeflow import DrugslmKubeflowOrchestratorConfig, DrugslmKubeflowOrchestratorSettings
+    from drugslm_ops.kubeflow import DrugslmKubeflowOrchestratorConfig, DrugslmKubeflowOrchestratorSettings
 
     settings = DrugslmKubeflowOrchestratorSettings.model_validate(given)
     assert settings.pod_settings.node_selectors == {"accelerator": "nvidia.com/gpu"}
@@ -129,14 +129,14 @@ def test_drugslm_kubeflow_settings_keep_pod_settings(given: dict) -> None:
 
 
 def test_drugslm_kubeflow_settings_still_check_credentials() -> None:
-    from ops.kubeflow import DrugslmKubeflowOrchestratorSettings
+    from drugslm_ops.kubeflow import DrugslmKubeflowOrchestratorSettings
 
     with pytest.raises(ValueError, match="both need to be set together"):
         DrugslmKubeflowOrchestratorSettings.model_validate({"client_username": "alice"})
 
 
 def test_flavor_points_at_the_fixed_classes() -> None:
-    from ops.kubeflow import (
+    from drugslm_ops.kubeflow import (
         FLAVOR,
         DrugslmKubeflowOrchestrator,
         DrugslmKubeflowOrchestratorConfig,

@@ -12,7 +12,7 @@ pytest.importorskip("zenml.integrations.kubernetes.manifest_utils", reason="zenm
 
 from typer.testing import CliRunner  # noqa: E402
 
-from ops import schedules  # noqa: E402
+from drugslm_ops import schedules  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUN_CONFIG = REPO_ROOT / "configs" / "k8s-gpu.yaml"

@@ -34,7 +34,7 @@ from zenml.config import DockerSettings  # noqa: E402
 from zenml.config.build_configuration import BuildConfiguration  # noqa: E402
 from zenml.pipelines import build_utils  # noqa: E402
 
-from ops import k8s_manifests as km  # noqa: E402
+from drugslm_ops import k8s_manifests as km  # noqa: E402
 from tests.k8s import podsim, rendered  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -103,7 +103,7 @@ def test_image_declares_app_as_zenml_source_root() -> None:
     assert layout.env.get("ZENML_CUSTOM_SOURCE_ROOT") == layout.workdir
     assert layout.user == (10001, 10001)
     copied = {source for sources, _ in layout.copies for source in sources}
-    assert {"src", "steps", "pipelines", "materializers", "ops", "configs"} <= copied
+    assert {"src", "steps", "pipelines", "materializers", "configs"} <= copied  # src: drugslm_core and drugslm_ops
 
 
 def _step_source(step_name: str) -> str:

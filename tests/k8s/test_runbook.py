@@ -42,7 +42,7 @@ CLUSTER_ONLY = {"aws", "eksctl", "gcloud", "helm", "kubectl", "docker", "curl", 
 
 FLAVORS = {
     ("orchestrator", "kubernetes"): "zenml.integrations.kubernetes.flavors.KubernetesOrchestratorFlavor",
-    ("orchestrator", "drugslm_kubeflow"): "ops.kubeflow.DrugslmKubeflowOrchestratorFlavor",
+    ("orchestrator", "drugslm_kubeflow"): "drugslm_ops.kubeflow.DrugslmKubeflowOrchestratorFlavor",
     ("artifact-store", "s3"): "zenml.integrations.s3.flavors.S3ArtifactStoreFlavor",
     ("experiment-tracker", "mlflow"): "zenml.integrations.mlflow.flavors.MLFlowExperimentTrackerFlavor",
     ("model-registry", "mlflow"): "zenml.integrations.mlflow.flavors.MLFlowModelRegistryFlavor",
@@ -105,9 +105,11 @@ def walk(root: click.Command, args: list[str]) -> tuple[click.Command, dict[str,
 def drugslm_root(args: list[str]) -> tuple[click.Command, list[str]]:
     from drugslm_core.cli import app
 
-    if args and args[0] in {"schedule", "kubeflow"}:  # delegated to ops/ typer apps
-        module = __import__(f"ops.{'schedules' if args[0] == 'schedule' else 'kubeflow'}", fromlist=["app"])
-        return get_command(module.app), args[1:]
+    if args and args[0] in {"schedule", "kubeflow", "stack"}:  # the tooling's typer apps (entry points)
+        from importlib.metadata import entry_points
+
+        [entry] = entry_points(group="drugslm.commands", name=args[0])
+        return get_command(entry.load()), args[1:]
     return get_command(app), args
 
 
@@ -137,7 +139,7 @@ def _git_ignored(path: str) -> bool:
 
 def check_paths(args: list[str]) -> None:
     for word in args:
-        for path in re.findall(r"(?:^|=)((?:k8s|configs|docker|stacks|tests|ops|pipelines)/[\w./-]+)", word):
+        for path in re.findall(r"(?:^|=)((?:k8s|configs|docker|stacks|tests|src|pipelines)/[\w./-]+)", word):
             if _git_ignored(path):  # written by the reader (e.g. k8s/secrets.env), never committed
                 continue
             assert (REPO_ROOT / path).exists(), f"{' '.join(args)}: {path} does not exist"
@@ -186,7 +188,7 @@ def test_runbook_has_sections_10_to_13() -> None:
 def test_section_pointers_in_other_files_name_existing_sections() -> None:
     text = RUNBOOK.read_text()
     numbers = set(re.findall(r"^##+ (\d+(?:\.\d+)?)\.? ", text, re.M))
-    for path in [*REPO_ROOT.glob("configs/*.yaml"), *REPO_ROOT.glob("ops/*.py"), *REPO_ROOT.glob("stacks/*.sh"),
+    for path in [*REPO_ROOT.glob("configs/*.yaml"), *REPO_ROOT.glob("src/drugslm_ops/**/*.py"), *REPO_ROOT.glob("stacks/*.sh"),
                  *REPO_ROOT.glob("k8s/**/*.yaml")]:
         for number in re.findall(r"docs/kubernetes\.md §(\d+(?:\.\d+)?)", path.read_text()):
             assert number in numbers, f"{path.relative_to(REPO_ROOT)} points to §{number}, which does not exist"
@@ -214,7 +216,7 @@ def test_offline_runbook_commands_run(tmp_path: Path) -> None:
     result = runner.invoke(app, ["settings", "--config", "configs/k8s-gpu.yaml"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["base_model"]["source"] == "HuggingFaceTB/SmolLM2-1.7B-Instruct"
-    from ops.schedules import app as schedule_app
+    from drugslm_ops.schedules import app as schedule_app
 
     out = tmp_path / "cronjob.yaml"
     result = runner.invoke(schedule_app, ["render", "-o", str(out)])

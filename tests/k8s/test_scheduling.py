@@ -24,7 +24,7 @@ import yaml
 
 pytest.importorskip("zenml.integrations.kubernetes.manifest_utils", reason="zenml[kubernetes] is not installed")
 
-from ops import k8s_manifests as km  # noqa: E402
+from drugslm_ops import k8s_manifests as km  # noqa: E402
 from tests.k8s import rendered  # noqa: E402
 
 pytestmark = pytest.mark.skipif(rendered.KUBECTL is None, reason="kubectl not found: overlays cannot be rendered")

@@ -4,7 +4,7 @@
 ``configs/schedule.yaml`` (weekly retraining) are turned into the Job of the
 ``finetune`` step, the Job of a CPU step, the orchestrator Job and the
 schedule's CronJob with ZenML 0.98's own builders
-(``zenml.integrations.kubernetes.manifest_utils``, via ``ops/k8s_manifests.py``)
+(``zenml.integrations.kubernetes.manifest_utils``, via ``src/drugslm_ops/k8s_manifests.py``)
 and validated strictly against the Kubernetes OpenAPI schemas. No cluster, no
 ZenML server and, except for the ``schedule`` CLI tests (which use a temporary
 ZenML config and project directory), no ZenML store is involved.
@@ -30,8 +30,8 @@ from kubernetes.utils import parse_quantity  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 from zenml.integrations.kubernetes import kube_utils  # noqa: E402
 
-from ops import k8s_manifests as km  # noqa: E402
-from ops import schedules  # noqa: E402
+from drugslm_ops import k8s_manifests as km  # noqa: E402
+from drugslm_ops import schedules  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUN_CONFIG = REPO_ROOT / "configs" / "k8s-gpu.yaml"
@@ -273,7 +273,7 @@ def test_schedule_rejects_unknown_concurrency_policy(tmp_path: Path) -> None:
 def zenml_sandbox(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     """A copy of the project's sources (no .zen) and an empty ZENML_CONFIG_PATH: the default local stack."""
     project = tmp_path_factory.mktemp("project")
-    for name in ("ops", "configs", "pipelines", "steps", "materializers"):
+    for name in ("configs", "pipelines", "steps", "materializers"):
         shutil.copytree(REPO_ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
     env = {
         **os.environ,
@@ -336,12 +336,15 @@ def test_k8s_gpu_config_loads_through_with_options(sandbox_run) -> None:
 
 
 def test_schedule_command_needs_the_repository_root(tmp_path: Path) -> None:
+    """Outside the repository the run config is missing: one line saying where to run it (``list``
+    and ``delete`` need only the ZenML store, not the repository)."""
     result = subprocess.run(
-        [sys.executable, "-m", "drugslm_core.cli", "schedule", "list"], cwd=tmp_path,
-        capture_output=True, text=True, timeout=60, check=False,
+        [sys.executable, "-m", "drugslm_core.cli", "schedule", "render"], cwd=tmp_path,
+        capture_output=True, text=True, timeout=60, check=False, env={**os.environ, "COLUMNS": "200"},
     )
     assert result.returncode == 2
-    assert "run it from the drugslm repository root" in result.stderr
+    assert "run from the repository root" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
 
 
 def test_core_library_never_imports_zenml() -> None:

@@ -110,3 +110,18 @@ def test_the_checker_sees_a_right_to_left_import(tmp_path: Path) -> None:
     [(line, imported)] = _imports("drugslm_core.evaluation.probe", path)
     assert (line, imported) == (2, "drugslm_core.registry.loading")
     assert LAYERS[_layer_name(imported)] > LAYERS["evaluation"]
+
+
+def test_core_never_edits_the_import_path() -> None:
+    """The core finds nothing through ``sys.path`` edits: the tooling is an installed package."""
+    offenders = [str(path.relative_to(CORE)) for path in CORE.rglob("*.py") if "sys.path" in path.read_text()]
+    assert not offenders, offenders
+
+
+def test_tooling_command_groups_are_entry_points_of_the_tooling_package() -> None:
+    """``drugslm schedule|kubeflow|stack`` come from ``drugslm_ops`` through entry points (pyproject.toml)."""
+    from importlib.metadata import entry_points
+
+    found = {entry.name: entry.value for entry in entry_points(group="drugslm.commands")}
+    assert set(found) == {"schedule", "kubeflow", "stack"}, found
+    assert all(value.startswith("drugslm_ops.") and value.endswith(":app") for value in found.values()), found

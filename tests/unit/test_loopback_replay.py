@@ -1,4 +1,4 @@
-"""The loopback S3 server's request log is replayed after a restart (stacks/loopback.py)."""
+"""The loopback S3 server's request log is replayed after a restart (src/drugslm_ops/stacks/loopback.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.loopback import _recorded_entries
+from drugslm_ops.stacks.loopback import _recorded_entries
 
 
 def test_entries_written_by_concurrent_requests_on_one_line_are_all_replayed(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 No ZenML here (the core never imports it): a job is a folder under ``fine_tuning.state_dir``
 with ``job.json`` (the request, the run name, the worker's pid), ``run.yaml`` (the run config
 with the job's overrides and run name), ``worker.log`` and ``status.json``, which the worker
-(``ops/fine_tune_worker.py``, run as ``python -m`` in the ZenML repository) writes from
+(``src/drugslm_ops/fine_tune_worker.py``, run as ``python -m`` in the ZenML repository) writes from
 ``Client().get_pipeline_run``: the run id, ZenML's status, the tracking URI, the dashboard URL.
 Metrics and the gate's decision are read from MLflow (the run the stack's tracker opened under
 the job's run name). A cancel is a ``cancel`` file the worker watches (it stops the ZenML run

@@ -10,7 +10,7 @@ the repository root::
     drugslm schedule delete drugslm-weekly-retrain
     drugslm schedule create --pipeline monitoring --schedule-config configs/schedule-monitoring.yaml
 
-(or ``python -m ops.schedules ...``). Defaults: configs/k8s-gpu.yaml (the run) and
+(or ``python -m drugslm_ops.schedules ...``). Defaults: configs/k8s-gpu.yaml (the run) and
 configs/schedule.yaml (name, cron, CronJob policy).
 """
 
@@ -41,7 +41,7 @@ PipelineOption = Annotated[
 
 def _schedule_run_config(run_config: Path, schedule_config: Path, cron: str | None):
     """configs/k8s-gpu.yaml deep-merged with configs/schedule.yaml (+ --cron), checked."""
-    from ops.k8s_manifests import merge_run_configs
+    from drugslm_ops.k8s_manifests import merge_run_configs
 
     for path in (run_config, schedule_config):
         if not path.is_file():
@@ -79,7 +79,7 @@ def render(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write here instead of stdout")] = None,
 ) -> None:
     """Write the CronJob the Kubernetes orchestrator would create, offline, for review/validation."""
-    from ops.k8s_manifests import PLACEHOLDER_SNAPSHOT_ID, build_schedule_cron_job, to_manifest
+    from drugslm_ops.k8s_manifests import PLACEHOLDER_SNAPSHOT_ID, build_schedule_cron_job, to_manifest
 
     merged = _schedule_run_config(config, schedule_config, cron)
     manifest = to_manifest(build_schedule_cron_job(merged, merged.schedule.cron_expression))
@@ -124,10 +124,11 @@ def create(
         raise typer.BadParameter(f"--pipeline must be one of {', '.join(PIPELINES)}, got {pipeline!r}")
     merged = _schedule_run_config(config, schedule_config, cron)
     stack = _require_schedulable_stack()
-    if pipeline == "monitoring":
-        from pipelines.monitoring import monitoring_pipeline as scheduled
-    else:
-        from pipelines.training import training_pipeline as scheduled
+    from drugslm_ops import repository_pipeline
+
+    scheduled = repository_pipeline(
+        "pipelines.monitoring.monitoring_pipeline" if pipeline == "monitoring" else "pipelines.training.training_pipeline"
+    )
 
     orchestrator_settings = merged.settings["orchestrator"].model_dump()
     scheduled.with_options(

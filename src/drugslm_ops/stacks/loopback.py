@@ -1,12 +1,12 @@
 """The production-shaped stack, on loopback: S3 + MLflow server + ZenML server.
 
-``python -m stacks.loopback up`` starts, on 127.0.0.1 only:
+``python -m drugslm_ops.stacks.loopback up`` starts, on 127.0.0.1 only:
 
 * moto's S3-protocol server, with the bucket ``loopback.bucket``. moto keeps objects in
   memory; its request recorder appends every request to ``s3-requests.jsonl`` in the state
   folder, and a restarted server replays that log, so the bucket survives restarts (as a
   real S3 or MinIO would) — ``restart-s3`` uses this to take S3 away mid-run;
-* PostgreSQL (stacks/postgres.py; cluster under ``state_dir/postgres``, password in
+* PostgreSQL (src/drugslm_ops/stacks/postgres.py; cluster under ``state_dir/postgres``, password in
   ``state_dir/postgres-password``), the backend store of:
 * ``mlflow server`` (runs, registry, traces and feedback in PostgreSQL; artifacts proxied into
   that bucket; one worker);
@@ -25,7 +25,6 @@ bucket and state folder are the ``loopback`` section of the settings tree
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
@@ -35,14 +34,36 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Annotated
 
-from drugslm_core.config import LoopbackSettings, load_settings
-from stacks.postgres import LocalPostgres
+import typer
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from drugslm_ops.stacks.postgres import LocalPostgres
 
 STACK = "drugslm-remote"
 S3_SECRET = "drugslm_s3"
 MLFLOW_SECRET = "drugslm_mlflow"
 BIN = Path(sys.executable).parent
+
+
+class LoopbackSettings(BaseSettings):
+    """The production-shaped stack on loopback (``make stack-up``): ports, bucket, state folder.
+
+    Test-harness settings, so they live with the tooling, not in the core's settings tree;
+    environment overrides keep their names (``DRUGSLM_LOOPBACK__MLFLOW_PORT=5051``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DRUGSLM_LOOPBACK__", extra="forbid")
+
+    host: str = "127.0.0.1"
+    s3_port: int = 9010
+    mlflow_port: int = 5050
+    zenml_port: int = 8237
+    postgres_port: int = 5440
+    """The MLflow server's backend store (PostgreSQL; cluster under ``state_dir/postgres``)."""
+    bucket: str = "drugslm-artifacts"
+    region: str = "us-east-1"
+    state_dir: Path = Path(".drugslm/loopback")
 
 
 def _aws_env(settings: LoopbackSettings) -> dict[str, str]:
@@ -423,33 +444,44 @@ def status(settings: LoopbackSettings) -> dict[str, str]:
     return report
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m stacks.loopback", description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["up", "down", "status", "restart-s3"])
-    parser.add_argument("--downtime", type=float, default=10.0, help="restart-s3: seconds S3 stays down (at least)")
-    parser.add_argument("--until-log", type=Path, help="restart-s3: stay down until --until appears in this log too")
-    parser.add_argument("--until", help="restart-s3: regular expression awaited in --until-log")
-    parser.add_argument("--max-downtime", type=float, default=600.0, help="restart-s3: give up waiting after this")
-    arguments = parser.parse_args()
-    action = arguments.action
-    settings = load_settings().loopback
-    if action == "up":
-        pids = up(settings)
-        print(f"Loopback stack up: {pids}. ZenML stack '{STACK}' is active.")
-        print(f"  S3 endpoint  {s3_endpoint(settings)}  bucket {settings.bucket}")
-        print(f"  MLflow       {mlflow_uri(settings)}  (backend store: PostgreSQL on 127.0.0.1:{settings.postgres_port})")
-        print(f"  ZenML        {zenml_url(settings)}  (dashboard)")
-    elif action == "restart-s3":
-        pid, down_for = restart_s3(
-            settings, arguments.downtime, arguments.until_log, arguments.until, arguments.max_downtime
-        )
-        print(f"S3 server restarted after {down_for:.1f} s down (pid {pid}), objects replayed")
-    elif action == "down":
-        print(f"Stopped: {', '.join(down(settings)) or 'nothing was running'}")
-    else:
-        for name, line in status(settings).items():
-            print(f"  {name:7} {line}")
+app = typer.Typer(help=(__doc__ or "").split("\n\n")[0], no_args_is_help=True, add_completion=False)
+
+
+@app.command("up")
+def up_command() -> None:
+    """Start PostgreSQL, S3, MLflow and the ZenML server on loopback; register and activate drugslm-remote."""
+    settings = LoopbackSettings()
+    pids = up(settings)
+    print(f"Loopback stack up: {pids}. ZenML stack '{STACK}' is active.")
+    print(f"  S3 endpoint  {s3_endpoint(settings)}  bucket {settings.bucket}")
+    print(f"  MLflow       {mlflow_uri(settings)}  (backend store: PostgreSQL on 127.0.0.1:{settings.postgres_port})")
+    print(f"  ZenML        {zenml_url(settings)}  (dashboard)")
+
+
+@app.command("down")
+def down_command() -> None:
+    """Stop exactly the processes ``up`` started, then PostgreSQL."""
+    print(f"Stopped: {', '.join(down(LoopbackSettings())) or 'nothing was running'}")
+
+
+@app.command("status")
+def status_command() -> None:
+    """What is running, and whether it answers."""
+    for name, line in status(LoopbackSettings()).items():
+        print(f"  {name:7} {line}")
+
+
+@app.command("restart-s3")
+def restart_s3_command(
+    downtime: Annotated[float, typer.Option(help="seconds S3 stays down (at least)")] = 10.0,
+    until_log: Annotated[Path | None, typer.Option(help="stay down until --until appears in this log too")] = None,
+    until: Annotated[str | None, typer.Option(help="regular expression awaited in --until-log")] = None,
+    max_downtime: Annotated[float, typer.Option(help="give up waiting after this many seconds")] = 600.0,
+) -> None:
+    """Stop the S3 server, wait, start it again with its objects (the fault test)."""
+    pid, down_for = restart_s3(LoopbackSettings(), downtime, until_log, until, max_downtime)
+    print(f"S3 server restarted after {down_for:.1f} s down (pid {pid}), objects replayed")
 
 
 if __name__ == "__main__":
-    main()
+    app()

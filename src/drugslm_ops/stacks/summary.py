@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import sys
+from typing import Annotated
 
+import typer
 from zenml.client import Client
 
 
@@ -51,9 +52,10 @@ def last_run_summary(pipeline_name: str = "training_pipeline") -> dict:
     return summary
 
 
-def main() -> None:
+def main(json_output: Annotated[bool, typer.Option("--json", help="one JSON line instead of the table")] = False) -> None:
+    """What the last training run produced, and where to look."""
     summary = last_run_summary()
-    if "--json" in sys.argv:
+    if json_output:
         print(json.dumps(summary))
         return
     print("\n=== drugslm training run ===")
@@ -72,4 +74,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    typer.run(main)

@@ -3,13 +3,16 @@
 ``drugslm-local`` = local orchestrator + local artifact store + the MLflow
 experiment tracker. With no tracking URI, ZenML's MLflow
 tracker keeps MLflow's SQLite store and artifacts inside the local artifact
-store, so nothing else has to run. ``python -m stacks.local`` prints the
+store, so nothing else has to run. ``python -m drugslm_ops.stacks.local`` prints the
 MLflow tracking URI it ends up with.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Annotated
+
+import typer
 
 STACK = "drugslm-local"
 TRACKER = "mlflow_tracker"
@@ -45,9 +48,16 @@ def ensure_local_stack(activate: bool = False) -> str:
     return client.active_stack.experiment_tracker.get_tracking_uri()  # type: ignore[union-attr]
 
 
-if __name__ == "__main__":
-    uri = ensure_local_stack(activate="--activate" in sys.argv)
+def main(
+    activate: Annotated[bool, typer.Option(help="make drugslm-local the active stack even if another one is")] = False,
+) -> None:
+    """Register the embedded stack if needed; print its MLflow tracking URI (stdout, for $(...))."""
+    uri = ensure_local_stack(activate=activate)
     from zenml.client import Client
 
     print(f"ZenML stack {Client().active_stack_model.name} active; MLflow tracking URI: {uri}", file=sys.stderr)
     print(uri)
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,7 +1,7 @@
 """The worker process of one fine-tune job (``/v1/fine_tuning/jobs``; the API side is
 ``drugslm_core.serving.fine_tuning``, which never imports ZenML).
 
-``python -m ops.fine_tune_worker --job-dir DIR --pipeline pipelines.training.training_pipeline``,
+``python -m drugslm_ops.fine_tune_worker --job-dir DIR --pipeline pipelines.training.training_pipeline``,
 run in the ZenML repository: it runs the pipeline with ``DIR/run.yaml`` under the run name of
 ``DIR/job.json`` in its main thread (the local orchestrator executes the steps here; a remote
 orchestrator, e.g. Kubernetes, only receives the run, and the worker then follows it until it
@@ -14,8 +14,6 @@ left unfinished is then published ``stopped``.
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import json
 import os
 import signal
@@ -23,7 +21,9 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 POLL_S = 1.0
 
@@ -89,12 +89,8 @@ def _watch(client: Any, run_name: str, job_dir: Path, status: Status, stop: thre
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--job-dir", type=Path, required=True)
-    parser.add_argument("--pipeline", required=True, help="dotted path of the pipeline object")
-    args = parser.parse_args()
-    job_dir: Path = args.job_dir
+def main(job_dir: Path, pipeline_path: str) -> int:
+    """Run one fine-tune job's pipeline and keep its status file up to date; 0 when it completed."""
     run_name = json.loads((job_dir / "job.json").read_text())["run_name"]
     status = Status(job_dir)
     status.update(run_name=run_name)
@@ -119,8 +115,9 @@ def main() -> int:
     tracker = client.active_stack.experiment_tracker
     status.update(tracking_uri=tracker.get_tracking_uri() if tracker and hasattr(tracker, "get_tracking_uri") else None,
                   stack=client.active_stack.name)
-    module, _, attribute = args.pipeline.rpartition(".")
-    pipeline = getattr(importlib.import_module(module), attribute)
+    from drugslm_ops import repository_pipeline
+
+    pipeline = repository_pipeline(pipeline_path)
 
     stop = threading.Event()
     watcher = threading.Thread(target=_watch, args=(client, run_name, job_dir, status, stop), daemon=True)
@@ -147,5 +144,13 @@ def main() -> int:
     return 0 if run is not None and run.status == ExecutionStatus.COMPLETED else 1
 
 
+def command(
+    job_dir: Annotated[Path, typer.Option(help="the job's folder (job.json, run.yaml; status.json is written here)")],
+    pipeline: Annotated[str, typer.Option(help="import path of the pipeline object")],
+) -> None:
+    """Run one fine-tune job (started by the server's job API, never by hand)."""
+    raise typer.Exit(main(job_dir, pipeline))
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    typer.run(command)

@@ -1,6 +1,6 @@
 """A throw-away PostgreSQL server on loopback (Debian's ``postgresql`` package), for MLflow's backend store.
 
-Used by the loopback stack (``stacks/loopback.py``: data under its state dir, stopped by ``down``)
+Used by the loopback stack (``src/drugslm_ops/stacks/loopback.py``: data under its state dir, stopped by ``down``)
 and by the tests (tests/postgres_mlflow.py). ``initdb`` + ``pg_ctl`` from
 ``/usr/lib/postgresql/<version>/bin``; TCP on 127.0.0.1 only, password (scram-sha-256) auth,
 the unix socket inside the data folder. PostgreSQL refuses to run as root: as root, the server

@@ -19,11 +19,11 @@ ZenML's. kfp is pinned to 2.16.1: ZenML 0.98 passes components, not tasks, to
 
 Register and use it (docs/kubernetes.md, "Kubeflow Pipelines instead")::
 
-    zenml orchestrator flavor register ops.kubeflow.DrugslmKubeflowOrchestratorFlavor
+    zenml orchestrator flavor register drugslm_ops.kubeflow.DrugslmKubeflowOrchestratorFlavor
     zenml orchestrator register kubeflow --flavor=drugslm_kubeflow --kubernetes_context=<ctx>
     zenml pipeline run pipelines.training.training_pipeline -c configs/kubeflow-gpu.yaml
 
-``python -m ops.kubeflow compile`` writes the KFP v2 pipeline spec of the training
+``python -m drugslm_ops.kubeflow compile`` writes the KFP v2 pipeline spec of the training
 pipeline without a cluster, ZenML server or Docker (for review, or to check what
 a run config asks of the cluster).
 """
@@ -113,7 +113,7 @@ class DrugslmKubeflowOrchestrator(KubeflowOrchestrator):
 
 
 class DrugslmKubeflowOrchestratorFlavor(KubeflowOrchestratorFlavor):
-    """``zenml orchestrator flavor register ops.kubeflow.DrugslmKubeflowOrchestratorFlavor``."""
+    """``zenml orchestrator flavor register drugslm_ops.kubeflow.DrugslmKubeflowOrchestratorFlavor``."""
 
     @property
     def name(self) -> str:
@@ -194,8 +194,10 @@ def compile_training_pipeline(run_config: Path, output: Path) -> dict[str, Any]:
     """
     from zenml.config.compiler import Compiler
 
-    from ops.k8s_manifests import load_run_config, pipeline_image
-    from pipelines.training import training_pipeline
+    from drugslm_ops import repository_pipeline
+    from drugslm_ops.k8s_manifests import load_run_config, pipeline_image
+
+    training_pipeline = repository_pipeline("pipelines.training.training_pipeline")
 
     config = load_run_config(run_config)
     stack = _offline_stack(output.parent, pipeline_image(config))
