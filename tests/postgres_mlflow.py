@@ -1,7 +1,7 @@
-"""A throw-away PostgreSQL on loopback and an MLflow server whose backend store it is (stacks/postgres.py).
+"""A throw-away PostgreSQL on loopback and an MLflow server whose backend store it is (src/drugslm_ops/stacks/postgres.py).
 
 The cluster is set up in a fresh 0700 folder under /tmp; as root, PostgreSQL runs as the
-``postgres`` user, which cannot enter it, so stacks/postgres.py puts the cluster in
+``postgres`` user, which cannot enter it, so src/drugslm_ops/stacks/postgres.py puts the cluster in
 a fresh ``/tmp/drugslm-postgres-*`` folder instead. Both servers are stopped and both folders removed on exit.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,13 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from stacks.postgres import LocalPostgres
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from drugslm_ops.stacks.postgres import LocalPostgres
+from tests.servers import free_port
 
 
 @dataclass

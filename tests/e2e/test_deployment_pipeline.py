@@ -12,7 +12,6 @@ with one clear line. About two minutes on 2 CPU cores.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import pytest
 from drugslm_core.serving.process import ServerProcess
 from tests.isolated_project import BIN, isolated_project, run_command
 from tests.registered_champion import register_champion
+from tests.servers import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -31,24 +31,19 @@ MODEL = "drugslm-deploy-e2e"
 API_KEY = "e2e-key-1"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     base_dir = tmp_path_factory.mktemp("deploy-e2e")
     state_dir = base_dir / "serve-state"
-    port = _free_port()
+    port = free_port()
     project, env = isolated_project(
         base_dir,
         {"registry": {"model_name": MODEL},
          "deployment": {"port": port, "state_dir": str(state_dir), "smoke_max_tokens": 8, "ready_timeout_s": 600}},
         extra_env={"DRUGSLM_API_KEYS": API_KEY},
     )
-    tracking_uri = run_command([str(BIN / "python"), "-m", "stacks.local"], project, env).strip().splitlines()[-1]
+    tracking_uri = run_command([str(BIN / "python"), "-m", "drugslm_ops.stacks.local"], project, env).strip().splitlines()[-1]
     version, _, _ = register_champion(tracking_uri, MODEL, base_dir)
     run_command([str(BIN / "python"), "-c", (
         "from zenml import log_metadata\nfrom zenml.client import Client\nc = Client()\n"

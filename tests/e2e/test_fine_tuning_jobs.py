@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,15 +22,14 @@ import httpx
 import mlflow
 import openai
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from drugslm_core.config import FineTuningSettings
 from drugslm_core.serving.auth import ApiKeys
 from drugslm_core.serving.fine_tuning import FineTuneJobs, pid_alive
 from drugslm_core.serving.jobs import fine_tuning_router
-from tests.integration.test_serving import _free_port
 from tests.isolated_project import BIN, isolated_project, run_command
+from tests.servers import uvicorn_in_thread
 
 pytestmark = pytest.mark.e2e
 
@@ -49,7 +47,7 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     base = tmp_path_factory.mktemp("jobs")
     root, env = isolated_project(base, TINY)
-    tracking_uri = run_command([str(BIN / "python"), "-m", "stacks.local"], root, env).strip().splitlines()[-1]
+    tracking_uri = run_command([str(BIN / "python"), "-m", "drugslm_ops.stacks.local"], root, env).strip().splitlines()[-1]
     (root / "data").mkdir()
     (root / "data" / "extra_qa.jsonl").write_text(json.dumps({
         "question": "How should metformin tablets be stored?",
@@ -66,17 +64,8 @@ def server(project: dict[str, Any]) -> Iterator[tuple[str, FineTuneJobs]]:
     jobs = FineTuneJobs(settings, env=project["env"])
     app = FastAPI()
     app.include_router(fine_tuning_router(jobs, ApiKeys([KEY])))
-    port = _free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", jobs
-    uv.should_exit = True
-    thread.join(30)
+    with uvicorn_in_thread(app) as url:
+        yield url, jobs
     for job in jobs.list(limit=100)["data"]:  # a failed test must not leave a training worker behind
         if job["worker"]["alive"]:
             with contextlib.suppress(ProcessLookupError):

@@ -53,11 +53,9 @@ class Loop:
 
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
-    import threading
 
-    import uvicorn
 
-    from tests.postgres_mlflow import free_port
+    from tests.servers import uvicorn_in_thread
 
     work = tmp_path_factory.mktemp("feedback")
     previous = mlflow.get_tracking_uri()
@@ -67,21 +65,10 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
         served = load_served_model(MODEL, "champion", BaseModelSettings(), DataSettings(), work / "download")
         state = ServerState(served, ServingSettings(default_max_tokens=12, poll_interval_s=0))
         traces = TraceRecorder(EXPERIMENT, PIISettings(), on_failure=lambda r: state.metrics.trace_failures.labels(r).inc())
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(state, ApiKeys([KEY]), traces), host="127.0.0.1", port=port,
-                                               log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 60
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
         try:
-            yield Loop(store, f"http://127.0.0.1:{port}", state.metrics, datetime.now(timezone.utc) - timedelta(minutes=1),
-                       traces)
+            with uvicorn_in_thread(create_app(state, ApiKeys([KEY]), traces), start_timeout_s=60) as url:
+                yield Loop(store, url, state.metrics, datetime.now(timezone.utc) - timedelta(minutes=1), traces)
         finally:
-            server.should_exit = True
-            thread.join(30)
             mlflow.set_tracking_uri(previous)
             mlflow.tracing.reset()
 

@@ -1,13 +1,13 @@
 """The production-shaped stack on loopback, for real: moto S3, `mlflow server`, ZenML server.
 
-`python -m stacks.loopback up` starts the three servers on free ports and registers
+`python -m drugslm_ops.stacks.loopback up` starts the three servers on free ports and registers
 `drugslm-remote`; the unchanged training pipeline runs on it (tiny budget); its
 artifacts must be in the bucket, its MLflow run and model version on the MLflow
 server, its run on the ZenML server; `down` must leave no process behind.
 
 Fault: when the `split` step has finished, the S3 server is stopped, left down
 for at least 10 s and until ZenML logs that it will retry a failed step, then
-started again (`python -m stacks.loopback restart-s3 --until-log ...`, objects
+started again (`python -m drugslm_ops.stacks.loopback restart-s3 --until-log ...`, objects
 replayed). Waiting for the retry line, not a fixed window, makes the fault
 certain: on a quiet machine `finetune` may have read its inputs before S3 went
 away, and then fails later, when it mirrors a checkpoint or writes its outputs.
@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ import mlflow
 import pytest
 
 from tests.isolated_project import BIN, isolated_project, run_command
+from tests.servers import free_port
 
 pytestmark = pytest.mark.stack
 
@@ -46,11 +46,6 @@ TINY = {
     "registry": {"model_name": "drugslm-loopback"},
 }
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _alive(pid: int) -> bool:
@@ -157,7 +152,7 @@ def _run_pipeline_restarting_s3(project: Path, env: dict[str, str], python: str)
                 time.sleep(0.5)
             if process.poll() is None:
                 facts["restart"] = run_command(
-                    [python, "-m", "stacks.loopback", "restart-s3", "--downtime", str(DOWNTIME_S),
+                    [python, "-m", "drugslm_ops.stacks.loopback", "restart-s3", "--downtime", str(DOWNTIME_S),
                      "--until-log", str(log_path), "--until", RETRY_LINE], project, env
                 )
             returncode = process.wait(timeout=1800)
@@ -174,22 +169,22 @@ def _run_pipeline_restarting_s3(project: Path, env: dict[str, str], python: str)
 @pytest.fixture(scope="module")
 def loopback(tmp_path_factory: pytest.TempPathFactory) -> dict:
     base = tmp_path_factory.mktemp("loopback")
-    ports = {"S3_PORT": _free_port(), "MLFLOW_PORT": _free_port(), "ZENML_PORT": _free_port(),
-             "POSTGRES_PORT": _free_port()}
+    ports = {"S3_PORT": free_port(), "MLFLOW_PORT": free_port(), "ZENML_PORT": free_port(),
+             "POSTGRES_PORT": free_port()}
     extra = {f"DRUGSLM_LOOPBACK__{k}": str(v) for k, v in ports.items()}
     extra["DRUGSLM_LOOPBACK__STATE_DIR"] = str(base / "state")
     project, env = isolated_project(base, TINY, extra)
     python = str(BIN / "python")
     facts: dict = {"ports": ports}
     try:
-        run_command([python, "-m", "stacks.loopback", "up"], project, env)
+        run_command([python, "-m", "drugslm_ops.stacks.loopback", "up"], project, env)
         facts["pids"] = json.loads((base / "state" / "pids.json").read_text())
         facts["fault"] = _run_pipeline_restarting_s3(project, env, python)
         facts["pids_after_restart"] = json.loads((base / "state" / "pids.json").read_text())
         facts["run"] = json.loads(run_command([python, "-c", RUN_FACTS], project, env).splitlines()[-1])
-        summary = json.loads(run_command([python, "-m", "stacks.summary", "--json"], project, env).splitlines()[-1])
+        summary = json.loads(run_command([python, "-m", "drugslm_ops.stacks.summary", "--json"], project, env).splitlines()[-1])
         facts["summary"] = summary
-        facts["status"] = run_command([python, "-m", "stacks.loopback", "status"], project, env)
+        facts["status"] = run_command([python, "-m", "drugslm_ops.stacks.loopback", "status"], project, env)
         # moto keeps the bucket in memory: read everything while the servers are up.
         facts["keys"] = _bucket_keys(ports["S3_PORT"])
         facts["mlflow"] = _mlflow_facts(
@@ -198,8 +193,8 @@ def loopback(tmp_path_factory: pytest.TempPathFactory) -> dict:
         shots = Path(os.environ.get("DRUGSLM_SCREENSHOT_DIR") or base / "screenshots")
         facts["dashboards"] = _dashboards(facts, shots)
     finally:
-        facts["down"] = run_command([python, "-m", "stacks.loopback", "down"], project, env)
-    facts["after_down"] = run_command([python, "-m", "stacks.loopback", "status"], project, env)
+        facts["down"] = run_command([python, "-m", "drugslm_ops.stacks.loopback", "down"], project, env)
+    facts["after_down"] = run_command([python, "-m", "drugslm_ops.stacks.loopback", "status"], project, env)
     return facts
 
 

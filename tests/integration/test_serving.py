@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +18,6 @@ import httpx
 import mlflow
 import openai
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from drugslm_core.cli import app as cli_app
@@ -30,6 +27,7 @@ from drugslm_core.registry.loading import alias_version
 from drugslm_core.serving.app import ChatMessage, ServedModel, ServerState, create_app, load_served_model
 from drugslm_core.serving.auth import ApiKeys
 from tests.lora_adapters import save_lora_adapter
+from tests.servers import uvicorn_in_thread
 
 MODEL = "drugslm-serving-test"
 KEY = "test-key-0123"
@@ -69,29 +67,12 @@ def served(registry: Path) -> ServedModel:
     return load_served_model(MODEL, "champion", BaseModelSettings(), DataSettings(), registry / "download")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @contextlib.contextmanager
 def running_server(state: ServerState, keys: list[str] | None = None) -> Iterator[str]:
     """``create_app`` under a real uvicorn server on a loopback port, in a thread."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(state, ApiKeys(keys or [])), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with uvicorn_in_thread(create_app(state, ApiKeys(keys or []))) as url:
+        yield url
 
 
 def _client(url: str, key: str = KEY) -> openai.OpenAI:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -32,6 +31,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+
+from tests.servers import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = shutil.which("kubectl")
@@ -170,11 +171,6 @@ def test_component_objects_schema_valid(version: str) -> None:
 # -- the authenticating front, with the real nginx ----------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 class _Backend(BaseHTTPRequestHandler):
     """Answers 200 to everything and remembers what reached it (a stand-in for vLLM's server)."""
@@ -228,7 +224,7 @@ def front(tmp_path: Path):  # type: ignore[no-untyped-def]
     backend = ThreadingHTTPServer(("127.0.0.1", 0), _Backend)
     threading.Thread(target=backend.serve_forever, daemon=True).start()
     _Backend.seen = []
-    api, metrics = _free_port(), _free_port()
+    api, metrics = free_port(), free_port()
     conf = find(PROD, "ConfigMap", "drugslm-vllm-front")["data"]["nginx.conf"]
     conf = (conf.replace(" /tmp/", f" {tmp_path}/").replace("/run/front/", f"{tmp_path}/")
             .replace("listen 8000;", f"listen 127.0.0.1:{api};").replace("listen 9090;", f"listen 127.0.0.1:{metrics};")

@@ -7,7 +7,6 @@ model; the deployment end-to-end test runs the same code with ``drugslm serve``.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import textwrap
@@ -17,13 +16,7 @@ import psutil
 import pytest
 
 from drugslm_core.serving.process import ServerError, ServerProcess, api_key_from_env, server_command
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
+from tests.servers import free_port
 
 SERVER = textwrap.dedent(
     """
