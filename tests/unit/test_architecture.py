@@ -17,6 +17,7 @@ CORE = Path(drugslm_core.__file__).parent
 
 LAYERS = {
     "config": 0,
+    "pages": 0,  # the Jinja environment and shared stylesheet: data, quality and evaluation render through it
     "data": 1,
     "quality": 2,
     "retrieval": 3,  # the leaflet index is built from accepted records; evaluation and serving use it

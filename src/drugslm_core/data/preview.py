@@ -1,22 +1,18 @@
 """HTML previews of record batches, quarantines and datasets for the dashboard.
 
 Every cell is scrubbed of personal data before it is written (the raw artifacts keep what the
-sources held, for lineage; what the dashboard shows never does)."""
+sources held, for lineage; what the dashboard shows never does). The page is
+``pages/templates/table.html.j2`` (escaped, with the shared stylesheet)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from html import escape
+from typing import NamedTuple
 
 from drugslm_core.config import PIISettings
 from drugslm_core.data.pii import ORDER, scrub_pii
-
-STYLE = (
-    "<style>body{font-family:system-ui,sans-serif;margin:1rem;color:#1d2433}"
-    "table{border-collapse:collapse}td,th{border:1px solid #d0d5dd;padding:.25rem .5rem;"
-    "text-align:left;vertical-align:top;max-width:40rem}th{background:#f2f4f7}</style>"
-)
+from drugslm_core.pages import render_page
 
 
 @lru_cache(maxsize=1)
@@ -29,13 +25,15 @@ def scrubbed(value: object) -> str:
     return scrub_pii(str(value), ORDER, _allowed())[0]
 
 
-def _rows_html(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{escape(scrubbed(cell)) if cell is not None else '∅'}</td>" for cell in row) + "</tr>"
-        for row in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
+class _Table(NamedTuple):
+    heading: str
+    columns: Sequence[str]
+    rows: list[list[str | None]]
+
+
+def _scrubbed_rows(rows: Iterable[Sequence[object]]) -> list[list[str | None]]:
+    """Each cell scrubbed; ``None`` stays ``None`` (shown as ∅)."""
+    return [[None if cell is None else scrubbed(cell) for cell in row] for row in rows]
 
 
 def html_table(
@@ -43,12 +41,11 @@ def html_table(
     before: tuple[str, Sequence[str], Iterable[Sequence[object]]] | None = None,
 ) -> str:
     """A titled table of at most ``limit`` rows; ``before``: (heading, columns, rows) of a small table shown first."""
-    more = f"<p>Showing {limit} of {total}.</p>" if total > limit else ""
-    first = ""
+    first = None
     if before is not None:
         heading, first_columns, first_rows = before
-        first = f"<h3>{escape(heading)}</h3>{_rows_html(first_columns, first_rows)}<h3>Records</h3>"
-    return (
-        f"<!doctype html><html><head><meta charset=utf-8><title>{escape(title)}</title>{STYLE}</head>"
-        f"<body><h2>{escape(title)}</h2><p>{escape(scrubbed(summary))}</p>{first}{_rows_html(columns, rows)}{more}</body></html>"
+        first = _Table(heading, first_columns, _scrubbed_rows(first_rows))
+    return render_page(
+        "table.html.j2", title=title, summary=scrubbed(summary), columns=columns, rows=_scrubbed_rows(rows),
+        total=total, limit=limit, before=first,
     )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-from html import escape
 from importlib import resources
 from typing import Any
 
@@ -26,6 +25,7 @@ from drugslm_core.evaluation.benchmark import Benchmark, BenchmarkAnswer
 from drugslm_core.evaluation.generation import generate_answers
 from drugslm_core.evaluation.metrics import key_fact_recall, rouge_l
 from drugslm_core.evaluation.safety import SafetyChecker
+from drugslm_core.pages import render_page
 from drugslm_core.retrieval.context import abstention_message, assemble_context, grounded_question
 from drugslm_core.retrieval.search import Retriever
 
@@ -147,23 +147,13 @@ def rag_metrics(evaluation: RagEvaluation) -> dict[str, float]:
     return metrics
 
 
+def rag_section_context(evaluation: RagEvaluation | None) -> dict[str, Any]:
+    """What ``pages/templates/rag_section.html.j2`` needs: the evaluation, the metric rows, the first cited answer."""
+    example = None if evaluation is None else next(
+        (a for answers in evaluation.answers.values() for a in answers if a.citations), None)
+    return {"rag": evaluation, "rag_metrics": RAG_METRICS, "rag_example": example}
+
+
 def render_rag_section(evaluation: RagEvaluation | None) -> str:
-    if evaluation is None:
-        return "<p>Retrieval was not evaluated in this run.</p>"
-    labels = list(evaluation.means)
-    head = "".join(f"<th>{escape(label)}</th>" for label in labels)
-    rows = "".join(
-        f"<tr><td>{escape(metric)}</td>" + "".join(f"<td>{evaluation.means[label][metric]:.3f}</td>" for label in labels) + "</tr>"
-        for metric in RAG_METRICS
-    )
-    abstain = "".join(f"<td>{evaluation.abstain_out_of_corpus[label]:.3f}</td>" if label in evaluation.abstain_out_of_corpus
-                      else "<td>0 (cannot abstain)</td>" for label in labels)
-    example = next((a for answers in evaluation.answers.values() for a in answers if a.citations), None)
-    cited = (f"<p>Example: <b>{escape(example.question)}</b><br>{escape(example.response)}<br>cites "
-             + ", ".join(escape(c.chunk_id) for c in example.citations) + "</p>") if example else ""
-    return (
-        f"<p>Index {escape(evaluation.index_hash[:12])} ({evaluation.chunks} chunks); retrieval recall@{evaluation.k} by chunk id "
-        f"on {evaluation.questions} benchmark questions: {evaluation.recall_at_k:.3f}; {evaluation.out_of_corpus} "
-        f"out-of-corpus questions.</p><table><tr><th>metric</th>{head}</tr>{rows}"
-        f"<tr><td>abstain_out_of_corpus</td>{abstain}</tr></table>{cited}"
-    )
+    """The retrieval section of the run report (an HTML fragment)."""
+    return render_page("rag_section.html.j2", **rag_section_context(evaluation))
