@@ -90,3 +90,23 @@ def test_checkpoint_location_is_keyed_by_what_is_trained() -> None:
     explicit = settings.model_copy(update={"checkpoint_uri": "s3://other/ckpt"})
     assert checkpoint_uri("s3://bucket/zenml", _dataset("a"), base, explicit) == "s3://other/ckpt"
     assert run_key(1, "x") == run_key(1, "x") != run_key(2, "x")
+
+
+def test_nested_folders_round_trip_and_a_half_copy_is_overwritten_in_place(tmp_path: Path) -> None:
+    local = tmp_path / "run"
+    folder = fake_checkpoint(local, 3)
+    (folder / "nested" / "deeper").mkdir()
+    (folder / "nested" / "deeper" / "optimizer.pt").write_bytes(b"opt")
+    store = CheckpointStore(str(tmp_path / "store"))
+    half = tmp_path / "store" / "checkpoint-3"  # a copy of the same step cut off by a kill
+    half.mkdir(parents=True)
+    (half / "adapter_model.safetensors").write_bytes(b"trunc")
+    store.upload(folder)
+    assert not (half / "checkpoint-3").exists()  # copied as the folder, not into it
+    restored = store.restore(tmp_path / "again")
+    assert restored is not None
+    files = {p.relative_to(restored).as_posix() for p in restored.rglob("*") if p.is_file()}
+    assert files == {"adapter_model.safetensors", "trainer_state.json", "nested/rng.pth",
+                     "nested/deeper/optimizer.pt"}
+    assert (restored / "adapter_model.safetensors").read_bytes() == bytes([3]) * 32
+    assert (restored / "nested" / "deeper" / "optimizer.pt").read_bytes() == b"opt"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from drugslm_core.data.connectors.base import ConnectorError, StagingArea, redacted
-from drugslm_core.data.connectors.openfda import _strip_repeated_headings, label_name
+from drugslm_core.data.connectors.anvisa import Product, ProductPage
+from drugslm_core.data.connectors.base import ConnectorError, StagingArea, parse_response, redacted
+from drugslm_core.data.connectors.openfda import LabelPage, OpenFDALabel, _strip_repeated_headings, label_name
 from drugslm_core.data.connectors.pdf import extract_pdf_pages
-from drugslm_core.data.connectors.pubmed import publication_year
+from drugslm_core.data.connectors.pubmed import ESearchReply, publication_year
 from drugslm_core.data.documents import Document, DocumentSection, RawPayload
 from drugslm_core.data.records import QARecord, QuarantinedRecord
 from drugslm_core.data.sources import SourceFormatError
@@ -111,3 +113,32 @@ def test_user_password_pdf_is_refused_with_its_reason():
     writer.write(out)
     with pytest.raises(SourceFormatError, match="needs a user password"):
         extract_pdf_pages(out.getvalue(), "bula.pdf")
+
+
+@pytest.mark.parametrize(("model", "body", "field", "message"), [
+    (LabelPage, {"results": [], "meta": {"results": {"total": "3"}}}, "meta.results.total",
+     "valid integer (got str)"),
+    (LabelPage, {"meta": {"results": {"total": 3}}}, "results", "Field required"),
+    (LabelPage, [], None, "valid dictionary"),
+    (OpenFDALabel, {"openfda": {"brand_name": "Advil"}}, "openfda.brand_name", "valid list (got str)"),
+    (ESearchReply, {"esearchresult": {"idlist": ["1", 2], "count": "2"}}, "esearchresult.idlist[1]",
+     "valid string (got int)"),
+    (ESearchReply, {"esearchresult": {"idlist": [], "count": "many"}}, "esearchresult.count", "valid integer"),
+    (Product, {"nomeProduto": "  ", "numeroRegistro": "1.2"}, "nomeProduto", "at least 1 character"),
+    (ProductPage, {"content": {}}, "content", "valid list (got dict)"),
+])
+def test_json_shapes_name_source_place_and_field(model, body, field, message):
+    with pytest.raises(ConnectorError, match=re.escape(message)) as caught:
+        parse_response(model, body, "src", "https://api.example/x page=2")
+    assert caught.value.field == field and caught.value.source == "src"
+    assert str(caught.value).startswith("src: https://api.example/x page=2")
+
+
+def test_json_shapes_read_what_the_apis_send():
+    label = OpenFDALabel.model_validate({"set_id": "s", "openfda": {}, "title": "T", "unknown": 1, "purpose": ["p"]})
+    assert (label.label_id, label.purpose, label_name(label)) == ("s", ["p"], ("T", "title"))
+    assert ESearchReply.model_validate({"esearchresult": {"idlist": ["1"], "count": "12"}}).esearchresult.count == 12
+    product = Product.model_validate({"nomeProduto": " X ", "numeroRegistro": "1", "idProduto": 7,
+                                      "idBulaPacienteProtegido": "tok"})
+    assert (product.name, product.product_id, product.leaflet_token("paciente")) == ("X", 7, "tok")
+    assert product.leaflet_token("profissional") is None

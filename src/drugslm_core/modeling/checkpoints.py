@@ -58,10 +58,11 @@ class CheckpointStore:
         name = checkpoint_dir.name
         if not _CHECKPOINT.match(name):
             raise ValueError(f"{checkpoint_dir} is not a Trainer checkpoint folder (checkpoint-<step>)")
-        for file in sorted(p for p in checkpoint_dir.rglob("*") if p.is_file()):
-            target = self._path(name, file.relative_to(checkpoint_dir).as_posix())
-            self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
-            self.fs.put_file(str(file), target)
+        # The trailing "/" copies the folder's contents *as* checkpoint-<step>, whether or not
+        # a copy cut off by a kill already left that folder there (without it, fsspec would
+        # nest the second copy inside the first). put returns only once every file is stored,
+        # so the marker below is written last.
+        self.fs.put(f"{checkpoint_dir}/", self._path(name), recursive=True)
         self.fs.pipe_file(self._path(f"{name}.complete"), b"")
 
     def prune(self, keep_steps: set[int]) -> None:
@@ -81,12 +82,8 @@ class CheckpointStore:
         steps = self.completed_steps()
         for step in steps:
             name = f"checkpoint-{step}"
-            remote = self._path(name)
-            for file in self.fs.find(remote):
-                relative = str(file).split(f"/{name}/", 1)[1]
-                target = local_root / name / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                self.fs.get_file(file, str(target))
+            # trailing "/": the remote folder's contents land *as* local_root/checkpoint-<step>
+            self.fs.get(f"{self._path(name)}/", str(local_root / name), recursive=True)
         if not steps:
             return None
         latest = local_root / f"checkpoint-{steps[-1]}"

@@ -22,14 +22,54 @@ token) is quarantined with its reason; the product's registry entry is still kep
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints
 
 from drugslm_core.config import AnvisaSettings
-from drugslm_core.data.connectors.base import RETRYABLE_STATUS, Connector, ConnectorError, Cursor, HttpFetcher, Page
+from drugslm_core.data.connectors.base import (
+    RETRYABLE_STATUS,
+    Connector,
+    ConnectorError,
+    ConnectorResponse,
+    Cursor,
+    HttpFetcher,
+    Page,
+    parse_response,
+)
 from drugslm_core.data.connectors.pdf import pdf_leaflet_document
 from drugslm_core.data.documents import Document, DocumentSection, RawPayload
 from drugslm_core.data.records import QARecord, QuarantinedRecord
 from drugslm_core.data.sources import SourceFormatError
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+"""Non-blank text, stripped."""
+
+
+class Product(ConnectorResponse):
+    """One ``content`` item of the ``bulario`` search (the API's camelCase names are the aliases)."""
+
+    name: Text = Field(alias="nomeProduto")
+    product_id: int | str | None = Field(None, alias="idProduto")
+    registration: Text = Field(alias="numeroRegistro")
+    holder: str | None = Field(None, alias="razaoSocial")
+    expediente: str | None = None
+    updated: str | None = Field(None, alias="dataAtualizacao")
+    leaflet_paciente: str | None = Field(None, alias="idBulaPacienteProtegido")
+    leaflet_profissional: str | None = Field(None, alias="idBulaProfissionalProtegido")
+
+    def leaflet_token(self, leaflet: str) -> str | None:
+        """The short-lived token of the ``paciente`` or ``profissional`` leaflet, when listed."""
+        return {"paciente": self.leaflet_paciente, "profissional": self.leaflet_profissional}.get(leaflet)
+
+
+class ProductPage(ConnectorResponse):
+    """A Spring page of products; items are read one by one (:class:`Product`), so an error names its item."""
+
+    content: list[Any]
+    total_pages: int | None = Field(None, alias="totalPages")
+    last: bool | None = None
+
 
 LEAFLET_FIELDS = {"paciente": "idBulaPacienteProtegido", "profissional": "idBulaProfissionalProtegido"}
 BROWSER_HEADERS = {
@@ -59,19 +99,18 @@ class AnvisaConnector(Connector):
     def _document(
         self, http: HttpFetcher, item: Any, where: str, payload_id: str, quarantine: list[QuarantinedRecord]
     ) -> Document:
-        if not isinstance(item, dict):
-            raise ConnectorError(self.name, where, f"expected an object, got {type(item).__name__}")
-        for field in ("nomeProduto", "numeroRegistro"):
-            if not isinstance(item.get(field), str) or not item[field].strip():
-                raise ConnectorError(self.name, where, "missing or empty", field=field)
-        name, registration = item["nomeProduto"].strip(), item["numeroRegistro"].strip()
+        product = parse_response(Product, item, self.name, where)
+        name, registration = product.name, product.registration
         metadata = {
-            k: str(item[k]) for k in ("idProduto", "numeroRegistro", "razaoSocial", "expediente", "dataAtualizacao")
-            if item.get(k) is not None
+            alias: str(value)
+            for alias, value in product.model_dump(
+                by_alias=True, include={"product_id", "registration", "holder", "expediente", "updated"}
+            ).items()
+            if value is not None
         }
         field = LEAFLET_FIELDS.get(self.settings.leaflet, "")
-        leaflet_id = item.get(field)
-        if self.settings.leaflet != "none" and isinstance(leaflet_id, str) and leaflet_id:
+        leaflet_id = product.leaflet_token(self.settings.leaflet)
+        if self.settings.leaflet != "none" and leaflet_id:
             url = f"{self.settings.base_url.rstrip('/')}/medicamentos/arquivo/bula/parecer/{leaflet_id}/"
             document_id = f"anvisa:{registration}:{self.settings.leaflet}"
             try:
@@ -96,10 +135,10 @@ class AnvisaConnector(Connector):
                                 locator=f"{where}, field {field}"),
                 reasons=[reason],
             ))
-        holder = item.get("razaoSocial") or "unknown holder"
+        holder = product.holder or "unknown holder"
         text = f"{name} tem registro ANVISA nº {registration}, detentor {holder}."
-        if item.get("dataAtualizacao"):
-            text += f" Última atualização: {item['dataAtualizacao']}."
+        if product.updated:
+            text += f" Última atualização: {product.updated}."
         return Document(
             id=f"anvisa:{registration}", title=name, source=self.name, locator=where, kind="registry",
             language="pt", sections=[DocumentSection(name="registration", heading="Registro", text=text)],
@@ -115,21 +154,17 @@ class AnvisaConnector(Connector):
         url = f"{self.settings.base_url.rstrip('/')}/bulario"
         body, payload_id = http.get_json(url, {"count": size, "page": page, "filter[nomeProduto]": product})
         where = f"{url} nomeProduto={product!r} page={page}"
-        if not isinstance(body, dict):
-            raise ConnectorError(self.name, where, "expected a JSON object")
-        content = body.get("content")
-        if not isinstance(content, list):
-            raise ConnectorError(self.name, where, "missing or not a list", field="content")
+        reply = parse_response(ProductPage, body, self.name, where)
+        content = reply.content
         quarantine: list[QuarantinedRecord] = []
         documents = [
             self._document(http, item, f"{where} item {i}", payload_id, quarantine) for i, item in enumerate(content)
         ]
-        total_pages = body.get("totalPages")
-        last = body.get("last")
-        if not isinstance(last, bool):
-            if not isinstance(total_pages, int):
+        last = reply.last
+        if last is None:  # one of the two is enough; a rule across fields, so checked here, not in the model
+            if reply.total_pages is None:
                 raise ConnectorError(self.name, where, "neither 'last' nor 'totalPages' present", field="last")
-            last = page >= total_pages
+            last = page >= reply.total_pages
         if content and not last:
             following: Cursor | None = {"name_index": index, "page": page + 1}
         elif index + 1 < len(self.settings.product_names):

@@ -24,9 +24,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from tqdm.auto import tqdm
 
@@ -58,6 +59,38 @@ class ConnectorError(RuntimeError):
         """The HTTP status that ended the request, when it was one."""
         self.run: ConnectorRun | None = None
         """What :func:`run_connector` had fetched (and staged) before the failure."""
+
+
+class ConnectorResponse(BaseModel):
+    """A JSON shape a connector reads: only the fields it uses, the rest ignored.
+
+    Strict, as the ``isinstance`` checks it replaces were: a number where text is expected
+    (or the reverse) is an error, never coerced; a field may opt out with ``Field(strict=False)``.
+    """
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+
+ResponseT = TypeVar("ResponseT", bound=BaseModel)
+
+
+def error_field(error: ValidationError) -> tuple[str | None, str]:
+    """The first failing field of a validation error (``meta.results.total``, ``idlist[2]``) and its message."""
+    first = error.errors(include_url=False)[0]
+    field = ""
+    for part in first["loc"]:
+        field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
+    message = first["msg"] if first["type"] == "missing" else f"{first['msg']} (got {type(first['input']).__name__})"
+    return field or None, message
+
+
+def parse_response(model: type[ResponseT], data: Any, source: str, where: str) -> ResponseT:
+    """``data`` as ``model``; a :class:`ConnectorError` naming the source, ``where`` and the field otherwise."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        field, message = error_field(error)
+        raise ConnectorError(source, where, message, field=field) from error
 
 
 SECRET_PARAMS = ("api_key",)
@@ -213,6 +246,9 @@ class HttpFetcher:
             raise ConnectorError(self.source, redacted(response.request.url), f"response is not valid JSON ({error})") from error
 
 
+_CURSOR: TypeAdapter[Cursor] = TypeAdapter(Cursor)
+
+
 class CursorStore:
     """One JSON file per connector holding the cursor to resume from (``{"done": true}`` once exhausted)."""
 
@@ -227,12 +263,11 @@ class CursorStore:
         if not path.is_file():
             return None
         try:
-            value = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise ConnectorError(name, str(path), f"stored cursor is not valid JSON ({error.msg})") from error
-        if not isinstance(value, dict):
-            raise ConnectorError(name, str(path), "stored cursor is not a JSON object")
-        return value
+            return _CURSOR.validate_json(path.read_bytes())
+        except ValidationError as error:
+            first = error.errors(include_url=False)[0]
+            what = "valid JSON" if first["type"] == "json_invalid" else "a JSON object"
+            raise ConnectorError(name, str(path), f"stored cursor is not {what} ({first['msg']})") from error
 
     def save(self, name: str, cursor: Cursor) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

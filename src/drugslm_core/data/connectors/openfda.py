@@ -29,7 +29,15 @@ from typing import Any
 import httpx
 
 from drugslm_core.config import OpenFDASettings
-from drugslm_core.data.connectors.base import Connector, ConnectorError, Cursor, HttpFetcher, Page
+from drugslm_core.data.connectors.base import (
+    Connector,
+    ConnectorError,
+    ConnectorResponse,
+    Cursor,
+    HttpFetcher,
+    Page,
+    parse_response,
+)
 from drugslm_core.data.documents import Document, DocumentSection
 from drugslm_core.data.records import QARecord, QuarantinedRecord
 from drugslm_core.data.sections import canonical_section
@@ -51,6 +59,74 @@ LABEL_FIELDS: dict[str, str] = {
     "overdosage": "overdose",
     "pregnancy": "pregnancy",
 }
+
+class OpenFDANames(ConnectorResponse):
+    generic_name: list[str] = []
+    brand_name: list[str] = []
+    substance_name: list[str] = []
+
+
+class LabelSections(ConnectorResponse):
+    """The label fields read into sections (:data:`LABEL_FIELDS`): each a list of strings."""
+
+    indications_and_usage: list[str] | None = None
+    purpose: list[str] | None = None
+    mechanism_of_action: list[str] | None = None
+    dosage_and_administration: list[str] | None = None
+    contraindications: list[str] | None = None
+    do_not_use: list[str] | None = None
+    boxed_warning: list[str] | None = None
+    warnings_and_cautions: list[str] | None = None
+    warnings: list[str] | None = None
+    precautions: list[str] | None = None
+    adverse_reactions: list[str] | None = None
+    drug_interactions: list[str] | None = None
+    storage_and_handling: list[str] | None = None
+    overdosage: list[str] | None = None
+    pregnancy: list[str] | None = None
+
+
+class OpenFDALabel(LabelSections):
+    id: str | None = None
+    set_id: str | None = None
+    effective_time: str | None = None
+    version: str | None = None
+    openfda: OpenFDANames | None = None
+    spl_product_data_elements: list[str] = []
+    title: list[str] | str | None = None
+
+    @property
+    def label_id(self) -> str | None:
+        return self.set_id or self.id or None
+
+
+class ErrorBody(ConnectorResponse):
+    code: str | None = None
+
+
+class ResultsMeta(ConnectorResponse):
+    total: int
+
+
+class Meta(ConnectorResponse):
+    results: ResultsMeta
+
+
+class LabelPage(ConnectorResponse):
+    """``/drug/label.json``: the labels are read one by one (:class:`OpenFDALabel`), so an error names its result."""
+
+    results: list[Any]
+    meta: Meta
+
+
+class LabelError(ConnectorResponse):
+    """What openFDA answers instead of a page (``{"error": {"code": "NOT_FOUND", …}}`` with HTTP 404)."""
+
+    error: ErrorBody
+
+
+assert set(LabelSections.model_fields) == set(LABEL_FIELDS)  # one typed field per section field
+
 
 _LEADING_HEADING = re.compile(r"^\s*(?:\d+(?:\.\d+)*\s+)?([A-Z][A-Z &/,\-]{3,80}?)(?=\s+[A-Z][a-z]|\s*$|\s*:)")
 
@@ -100,7 +176,7 @@ def _strip_repeated_headings(text: str, field: str) -> str:
     return text[match.end():] if match and text[match.end():].strip() else text
 
 
-def _name_from_product_elements(value: Any) -> str | None:
+def _name_from_product_elements(value: list[str]) -> str | None:
     """The product name at the start of ``spl_product_data_elements``.
 
     The field lists, space-separated, the proprietary name, the non-proprietary name, then
@@ -108,7 +184,7 @@ def _name_from_product_elements(value: Any) -> str | None:
     ``Advil Ibuprofen IBUPROFEN…``). When the first k words repeat right after, they are the name;
     otherwise the words up to the first repeated one (brand and generic name) are.
     """
-    if not isinstance(value, list) or not value or not isinstance(value[0], str):
+    if not value:
         return None
     words = value[0].split()
     if not words:
@@ -127,26 +203,24 @@ def _name_from_product_elements(value: Any) -> str | None:
     return " ".join(name) or None
 
 
-def label_name(result: dict[str, Any]) -> tuple[str, str] | None:
+def label_name(result: OpenFDALabel | dict[str, Any]) -> tuple[str, str] | None:
     """The drug name and where it came from: ``openfda`` names, ``spl_product_data_elements``, ``title``."""
-    names = result.get("openfda") or {}
-    if isinstance(names, dict):
-        for key in ("generic_name", "brand_name", "substance_name"):
-            values = names.get(key)
-            if isinstance(values, list) and values and isinstance(values[0], str) and values[0].strip():
-                return values[0].strip(), f"openfda.{key}"
-    product = _name_from_product_elements(result.get("spl_product_data_elements"))
+    label = result if isinstance(result, OpenFDALabel) else OpenFDALabel.model_validate(result)  # a raw label
+    names = label.openfda or OpenFDANames()
+    for key in ("generic_name", "brand_name", "substance_name"):
+        values: list[str] = getattr(names, key)
+        if values and values[0].strip():
+            return values[0].strip(), f"openfda.{key}"
+    product = _name_from_product_elements(label.spl_product_data_elements)
     if product:
         return product, "spl_product_data_elements"
-    title = result.get("title")
-    if isinstance(title, list):
-        title = title[0] if title and isinstance(title[0], str) else None
-    if isinstance(title, str) and title.strip():
-        return " ".join(title.split())[:120], "title"
+    titles = [label.title] if isinstance(label.title, str) else label.title or []
+    if titles and titles[0].strip():
+        return " ".join(titles[0].split())[:120], "title"
     return None
 
 
-def unnamed_label_quarantine(result: dict[str, Any], label_id: str, locator: str) -> QuarantinedRecord:
+def unnamed_label_quarantine(label_id: str, locator: str) -> QuarantinedRecord:
     return QuarantinedRecord(
         record=QARecord(id=f"openfda:{label_id}", question=None, answer=None, focus=label_id, source="openfda",
                         locator=locator),
@@ -155,24 +229,20 @@ def unnamed_label_quarantine(result: dict[str, Any], label_id: str, locator: str
     )
 
 
-def label_document(result: dict[str, Any], locator: str, payload_id: str) -> Document:
-    if not isinstance(result, dict):
-        raise ConnectorError("openfda", locator, f"expected a label object, got {type(result).__name__}")
-    label_id = result.get("set_id") or result.get("id")
-    if not isinstance(label_id, str) or not label_id:
+def label_document(label: OpenFDALabel, locator: str, payload_id: str) -> Document:
+    label_id = label.label_id
+    if not label_id:
         raise ConnectorError("openfda", locator, "label has no id", field="set_id")
-    named = label_name(result)
+    named = label_name(label)
     if named is None:
         raise ConnectorError("openfda", locator, "label has no drug name", field="openfda")
     title, name_source = named
     texts: dict[str, list[str]] = {}
     headings: dict[str, list[str]] = {}
     for field, section in LABEL_FIELDS.items():
-        value = result.get(field)
+        value: list[str] | None = getattr(label, field)
         if value is None:
             continue
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConnectorError("openfda", locator, "expected a list of strings", field=field)
         body = " ".join(
             _strip_repeated_headings(_strip_echoed_heading(v.strip(), section), field) for v in value if v.strip()
         )
@@ -187,7 +257,8 @@ def label_document(result: dict[str, Any], locator: str, payload_id: str) -> Doc
             for section, parts in texts.items()
         ],
         metadata={
-            k: str(result[k]) for k in ("id", "set_id", "effective_time", "version") if isinstance(result.get(k), str)
+            k: value for k, value in label.model_dump(include={"id", "set_id", "effective_time", "version"}).items()
+            if value is not None
         } | {"name_source": name_source},
         payload_ids=[payload_id],
     )
@@ -234,26 +305,23 @@ class OpenFDAConnector(Connector):
             request_url, params = str(link), {}
         response = http.get(request_url, params or None, accept=(404,))
         body, payload_id = http.json_of(response)
-        if not isinstance(body, dict):
-            raise ConnectorError(self.name, where, "expected a JSON object")
-        if "error" in body:
-            if (body.get("error") or {}).get("code") == "NOT_FOUND":
+        # Which shape came back is told by the "error" key alone (no discriminator pydantic could
+        # switch on), so that one look is by hand; each shape is then read by its model.
+        if isinstance(body, dict) and "error" in body:
+            error = parse_response(LabelError, body, self.name, where).error
+            if error.code == "NOT_FOUND":
                 return Page(documents=[], next_cursor=None, total=0)
             raise ConnectorError(self.name, where, f"API error {body['error']}", field="error")
-        results = body.get("results")
-        if not isinstance(results, list):
-            raise ConnectorError(self.name, where, "missing or not a list", field="results")
-        total = (((body.get("meta") or {}).get("results")) or {}).get("total")
-        if not isinstance(total, int):
-            raise ConnectorError(self.name, where, "missing or not an integer", field="meta.results.total")
+        reply = parse_response(LabelPage, body, self.name, where)
+        results, total = reply.results, reply.meta.results.total
         documents, quarantine = [], []
         for i, result in enumerate(results):
             locator = f"{at} result {i}"
-            label_id = (result.get("set_id") or result.get("id")) if isinstance(result, dict) else None
-            if isinstance(result, dict) and isinstance(label_id, str) and label_id and label_name(result) is None:
-                quarantine.append(unnamed_label_quarantine(result, label_id, locator))
+            label = parse_response(OpenFDALabel, result, self.name, locator)
+            if label.label_id and label_name(label) is None:
+                quarantine.append(unnamed_label_quarantine(label.label_id, locator))
                 continue
-            documents.append(label_document(result, locator, payload_id))
+            documents.append(label_document(label, locator, payload_id))
         reached = position + len(results)
         if not results or reached >= total:
             return Page(documents, None, total=total, quarantine=quarantine)

@@ -36,8 +36,18 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from pydantic import Field
+
 from drugslm_core.config import HttpSettings, PubMedSettings
-from drugslm_core.data.connectors.base import Connector, ConnectorError, Cursor, HttpFetcher, Page
+from drugslm_core.data.connectors.base import (
+    Connector,
+    ConnectorError,
+    ConnectorResponse,
+    Cursor,
+    HttpFetcher,
+    Page,
+    parse_response,
+)
 from drugslm_core.data.documents import Document, DocumentSection, RawPayload
 from drugslm_core.data.records import QARecord, QuarantinedRecord
 
@@ -46,6 +56,25 @@ ESEARCH_MAX = 9999
 EARLIEST = dt.date(1800, 1, 1)
 """esearch serves ids up to this offset only (retstart + retmax ≤ 9,999)."""
 _YEAR = re.compile(r"\b(1[89]\d\d|2\d\d\d)\b")
+
+
+class ESearchStatus(ConnectorResponse):
+    error: Any = Field(None, alias="ERROR")
+
+
+class ESearchStatusReply(ConnectorResponse):
+    """Read first: an E-utilities error comes without ``idlist``/``count``, and is reported as such."""
+
+    esearchresult: ESearchStatus
+
+
+class ESearchResult(ConnectorResponse):
+    idlist: list[str]
+    count: int = Field(strict=False)  # E-utilities sends it as a string ("123")
+
+
+class ESearchReply(ConnectorResponse):
+    esearchresult: ESearchResult
 
 
 def _all_text(element: ET.Element | None) -> str:
@@ -171,18 +200,11 @@ class PubMedConnector(Connector):
             query |= {"datetype": "pdat", "mindate": self.settings.mindate or "1800", "maxdate": self.settings.maxdate or "3000"}
         body, _ = http.get_json(search_url, self._params(**query))
         where = f"{search_url} retstart={retstart}" + (f" window {windows[0][0]}-{windows[0][1]}" if windows else "")
-        result = body.get("esearchresult") if isinstance(body, dict) else None
-        if not isinstance(result, dict):
-            raise ConnectorError(self.name, where, "missing or not an object", field="esearchresult")
-        if "ERROR" in result:
-            raise ConnectorError(self.name, where, f"E-utilities error {result['ERROR']!r}", field="esearchresult.ERROR")
-        ids = result.get("idlist")
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise ConnectorError(self.name, where, "missing or not a list of strings", field="esearchresult.idlist")
-        try:
-            count = int(result.get("count", ""))
-        except ValueError as error:
-            raise ConnectorError(self.name, where, "not an integer", field="esearchresult.count") from error
+        status = parse_response(ESearchStatusReply, body, self.name, where).esearchresult
+        if "error" in status.model_fields_set:  # present, even as null: the query failed
+            raise ConnectorError(self.name, where, f"E-utilities error {status.error!r}", field="esearchresult.ERROR")
+        result = parse_response(ESearchReply, body, self.name, where).esearchresult
+        ids, count = result.idlist, result.count
         total = int(cursor.get("total", count))
         if count > ESEARCH_MAX and retstart == 0 and self.settings.split_by_date:
             lo = _parse_date(windows[0][0] if windows else self.settings.mindate, end=False)
