@@ -13,10 +13,10 @@ from tests.lora_adapters import save_lora_adapter
 
 
 def register_champion(tracking_uri: str, model_name: str, workdir: Path, base: BaseModelRef | None = None,
-                      promote: bool = True) -> tuple[str, Path, BaseModelRef]:
+                      promote: bool = True, tags: dict[str, str] | None = None) -> tuple[str, Path, BaseModelRef]:
     """Register a rank-4 LoRA (peft's default init) as a new version of ``model_name`` in the
-    registry at ``tracking_uri``, named after its base by hash; promote it to ``champion``.
-    Returns (version, adapter folder, base)."""
+    registry at ``tracking_uri``, named after its base by hash (plus ``tags``); promote it to
+    ``champion``. Returns (version, adapter folder, base)."""
     import mlflow
 
     base = base or provision_base_model(BaseModelSettings())
@@ -38,7 +38,8 @@ def register_champion(tracking_uri: str, model_name: str, workdir: Path, base: B
         version = client.create_model_version(
             model_name, source=f"runs:/{run.info.run_id}/{ADAPTER_ARTIFACT_PATH}", run_id=run.info.run_id,
             tags={"base_model_name": base.name, "base_model_sha256": base.sha256, "base_model_source": base.source,
-                  "system_prompt": data.system_prompt, "domain_tag": data.domain_tag, "training_mode": "qlora"},
+                  "system_prompt": data.system_prompt, "domain_tag": data.domain_tag, "training_mode": "qlora",
+                  **(tags or {})},
         )
         if promote:
             promote_version(client, model_name, "champion", str(version.version), "test champion")

@@ -16,13 +16,12 @@ import pytest
 from drugslm_core.config import BaseModelSettings, DataSettings, ServingSettings
 from drugslm_core.data.sample_corpus import leaflet_records
 from drugslm_core.evaluation.safety import dose_mentions
-from drugslm_core.modeling.base_model import provision_base_model
 from drugslm_core.registry.mlflow_registry import retrieval_index_tags
 from drugslm_core.retrieval.chunks import build_chunks
 from drugslm_core.retrieval.index import RetrievalIndex
 from drugslm_core.serving.app import ServedModel, ServerState, load_served_model
 from tests.integration.test_serving import KEY, _client, running_server
-from tests.lora_adapters import save_lora_adapter
+from tests.registered_champion import register_champion
 
 MODEL = "drugslm-rag-serving-test"
 DRUGS = {"Metformin", "Warfarin", "Amoxicillin"}
@@ -34,20 +33,10 @@ def index_and_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
     index = RetrievalIndex.build(build_chunks([r for r in leaflet_records() if r.focus in DRUGS]))
     index.save(root / "artifact" / "index")  # the materializer's layout: <artifact uri>/index
     previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    mlflow.set_experiment("rag-serving-test")
-    base = provision_base_model(BaseModelSettings())
-    adapter_dir = save_lora_adapter(base, root / "adapter")
-    client = mlflow.MlflowClient()
-    client.create_registered_model(MODEL)
-    with mlflow.start_run() as run:
-        mlflow.log_artifacts(str(adapter_dir), artifact_path="adapter")
-    version = client.create_model_version(
-        MODEL, source=f"runs:/{run.info.run_id}/adapter", run_id=run.info.run_id,
-        tags={"base_model_sha256": base.sha256,
-              **retrieval_index_tags(index.content_hash, str(root / "artifact"), "test-artifact")},
-    )
-    client.set_registered_model_alias(MODEL, "champion", str(version.version))
+    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
+    mlflow.set_tracking_uri(tracking_uri)  # load_served_model reads the registry MLflow points at
+    register_champion(tracking_uri, MODEL, root,
+                      tags=retrieval_index_tags(index.content_hash, str(root / "artifact"), "test-artifact"))
     yield index, root
     mlflow.set_tracking_uri(previous)
 
