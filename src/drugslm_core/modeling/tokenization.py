@@ -17,6 +17,14 @@ def encode_example(tokenizer: Tokenizer, prompt: str, completion: str, max_lengt
 
     Truncation cuts the end of the completion, never the prompt, so that every
     kept label is an answer token the model is asked to produce.
+
+    Used for training (``modeling/training.py``, pre-tokenized rows packed by TRL) and
+    for per-example answer NLL (``evaluation/perplexity.py``, which TRL does not offer).
+    TRL's own prompt/completion tokenisation (``completion_only_loss=True``) gives the
+    same ids and mask but appends an EOS (``<|im_end|>``) after our completion's
+    ``<|im_end|>\\n``, a token the model would be trained on; and it silently drops an
+    example whose prompt fills ``max_length`` where this raises
+    (tests/unit/test_trl_agreement.py).
     """
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
