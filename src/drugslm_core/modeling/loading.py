@@ -57,7 +57,9 @@ def load_plain_base(base: BaseModelRef, dtype: str) -> Any:
 
     model = AutoModelForCausalLM.from_pretrained(base.path, dtype=torch_dtype(dtype))
     if torch.cuda.is_available():
-        model = model.to("cuda:0")
+        # PreTrainedModel.to is ``@wraps(torch.nn.Module.to)``: mypy reads the unbound signature
+        # (self first) and takes "cuda:0" for the module; the call is the ordinary bound one.
+        model = model.to("cuda:0")  # type: ignore[arg-type]
     model.config.use_cache = False
     return model
 
