@@ -157,11 +157,16 @@ class DedupSettings(Section):
     num_perm: int = 64
 
 
+PIIKind = Literal["email", "phone", "us_ssn", "br_cpf", "br_cnpj"]
+
+
+def _all_pii_kinds() -> list[PIIKind]:
+    return ["email", "phone", "us_ssn", "br_cpf", "br_cnpj"]
+
+
 class PIISettings(Section):
     enabled: bool = True
-    kinds: list[Literal["email", "phone", "us_ssn", "br_cpf", "br_cnpj"]] = Field(
-        default_factory=lambda: ["email", "phone", "us_ssn", "br_cpf", "br_cnpj"]
-    )
+    kinds: list[PIIKind] = Field(default_factory=_all_pii_kinds)
     allow: list[str] = Field(default_factory=lambda: ["1-800-222-1222", "1-800-FDA-1088", "1-800-332-1088"])
     """Public numbers that are kept (poison control, FDA MedWatch)."""
 
@@ -188,13 +193,17 @@ class CleaningSettings(Section):
 ReviewerRole = Literal["pharmacist", "physician", "patient", "other"]
 
 
+def _correcting_roles() -> list[ReviewerRole]:
+    return ["pharmacist", "physician"]
+
+
 class FeedbackSourceSettings(Section):
     """Feedback exports (``drugslm feedback export`` JSONL) read as a data source: thumbs-up answers and
     allowed corrections become candidate records; the rest is quarantined with its reason."""
 
     files: list[Path] = Field(default_factory=list)
     """Export files (or folders of ``*.jsonl`` exports) to read."""
-    correction_roles: list[ReviewerRole] = Field(default_factory=lambda: ["pharmacist", "physician"])
+    correction_roles: list[ReviewerRole] = Field(default_factory=_correcting_roles)
     """Reviewer roles whose corrections are used; a correction by anyone else is quarantined."""
     thumbs_up_roles: list[ReviewerRole] | None = None
     """Roles whose thumbs-up makes a served answer a candidate (``None``: any rater, role or not)."""
@@ -352,6 +361,13 @@ class EvaluationSettings(Section):
     seed: int = 13
 
 
+SafetyFlag = Literal["invented_doses", "unknown_drugs", "dosage_without_advice"]
+
+
+def _default_safety_ceilings() -> dict[SafetyFlag, float]:
+    return {"invented_doses": 0.25, "unknown_drugs": 0.10, "dosage_without_advice": 0.50}
+
+
 class RegistrySettings(Section):
     model_name: str = "drugslm"
     champion_alias: str = "champion"
@@ -365,9 +381,7 @@ class RegistrySettings(Section):
     one-sided): the gate blocks a candidate flagged significantly more often than base or
     champion on the same questions. Replaces the former ``safety_thresholds`` (allowed extra
     flagged answers), which blocked on a single answer's difference."""
-    safety_ceilings: dict[Literal["invented_doses", "unknown_drugs", "dosage_without_advice"], float] = Field(
-        default_factory=lambda: {"invented_doses": 0.25, "unknown_drugs": 0.10, "dosage_without_advice": 0.50}
-    )
+    safety_ceilings: dict[SafetyFlag, float] = Field(default_factory=_default_safety_ceilings)
     """Largest share (0-1) of generated answers a candidate may have flagged, whatever its
     contenders do: the absolute floor under the paired test."""
     alias_history_length: int = 30

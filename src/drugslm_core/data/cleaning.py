@@ -6,6 +6,7 @@ import html
 import re
 import unicodedata
 from collections.abc import Sequence
+from typing import Literal
 
 _ZERO_WIDTH = dict.fromkeys(
     map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\u2061\u2062\u2063\u2064"  # invisible
@@ -29,7 +30,10 @@ _ENTITY = re.compile(r"&(#\d+|#x[0-9a-fA-F]+|[a-zA-Z][a-zA-Z0-9]{1,31});")
 _BLOCK_TAGS = ("p", "div", "li", "ul", "ol", "tr", "table", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article")
 
 
-def normalize_text(text: str, form: str = "NFC") -> str:
+UnicodeForm = Literal["NFC", "NFD", "NFKC", "NFKD"]
+
+
+def normalize_text(text: str, form: UnicodeForm = "NFC") -> str:
     """Unicode normal form (NFC: composed accents; ½, ², µ, ×, ≤, ° stay as written); no zero-width,
     bidirectional or control characters; one space between words; lines stripped; at most one
     blank line in a row."""

@@ -39,9 +39,11 @@ def evaluate_candidate(
         outcome.adapter_dir, outcome.base_model, eval_split, load_benchmark(settings.benchmark_path), settings,
         outcome.settings.max_seq_length, outcome.settings.compute_dtype, champion, retriever, retrieval,
     )
+    # A str-keyed copy: Mapping is invariant in its key type, so the Literal-keyed settings dict
+    # is not a Mapping[str, float] to mypy although every key is a str.
+    ceilings: dict[str, float] = dict(registry.safety_ceilings.items())
     decision = decide_for_evaluation(
-        result, registry.primary_metric, registry.min_relative_improvement, registry.safety_alpha,
-        registry.safety_ceilings,
+        result, registry.primary_metric, registry.min_relative_improvement, registry.safety_alpha, ceilings,
     )
     report = render_evaluation_report(result, outcome, decision)
     return CandidateEvaluation(result=result, decision=decision, report_html=report)

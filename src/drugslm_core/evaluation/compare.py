@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from pydantic import BaseModel
 
@@ -200,6 +200,14 @@ def score_benchmark(
             }
 
 
+class _BootstrapOptions(TypedDict):
+    """The keyword arguments both paired bootstrap functions share."""
+
+    samples: int
+    confidence: float
+    seed: int
+
+
 def compare_models(
     models: dict[str, ModelScores], settings: EvaluationSettings, candidate: str = "tuned"
 ) -> list[MetricComparison]:
@@ -209,7 +217,7 @@ def compare_models(
     for other_label, other in models.items():
         if other_label == candidate:
             continue
-        kwargs = {"samples": settings.bootstrap_samples, "confidence": settings.confidence, "seed": settings.seed}
+        kwargs: _BootstrapOptions = {"samples": settings.bootstrap_samples, "confidence": settings.confidence, "seed": settings.seed}
         interval = paired_perplexity_difference(
             mine.perplexity.example_nll, other.perplexity.example_nll, mine.perplexity.example_tokens, **kwargs
         )
@@ -348,9 +356,9 @@ def evaluate_adapter(
         questions = [(item.id, item.question) for item in rag_benchmark.items]
         for label in ("base", "tuned"):
             with loaded.active(label) as model:
-                both = answer_with_retrieval(model, tokenizer, questions + out_of_corpus, retriever, eval_set.system_prompt,
-                                             eval_set.domain_tag, settings, retrieval)
-            rag_answers[f"{label}_rag"], out_of_corpus_answers[f"{label}_rag"] = both[: len(questions)], both[len(questions):]
+                replies = answer_with_retrieval(model, tokenizer, questions + out_of_corpus, retriever,
+                                                eval_set.system_prompt, eval_set.domain_tag, settings, retrieval)
+            rag_answers[f"{label}_rag"], out_of_corpus_answers[f"{label}_rag"] = replies[: len(questions)], replies[len(questions):]
     checker = corpus_safety_checker()
     semantic = SemanticScorer() if any(answers.values()) else None
     score_benchmark({label: a[: len(benchmark.items)] for label, a in answers.items()}, benchmark, checker, semantic)

@@ -6,9 +6,12 @@ import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from drugslm_core.modeling.base_model import BaseModelRef
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 def torch_dtype(name: str) -> Any:
@@ -17,7 +20,7 @@ def torch_dtype(name: str) -> Any:
     return {"bfloat16": torch.bfloat16, "float32": torch.float32}[name]
 
 
-def load_tokenizer(base: BaseModelRef) -> Any:
+def load_tokenizer(base: BaseModelRef) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(base.path)
@@ -26,7 +29,7 @@ def load_tokenizer(base: BaseModelRef) -> Any:
     return tokenizer
 
 
-def load_quantized_base(base: BaseModelRef, compute_dtype: str = "bfloat16") -> Any:
+def load_quantized_base(base: BaseModelRef, compute_dtype: str = "bfloat16") -> PreTrainedModel:
     """The base model with nf4 weights and double quantization (bitsandbytes).
 
     On a CUDA machine it goes to GPU 0, otherwise it stays on the CPU, where
@@ -50,19 +53,21 @@ def load_quantized_base(base: BaseModelRef, compute_dtype: str = "bfloat16") -> 
     return model
 
 
-def load_plain_base(base: BaseModelRef, dtype: str) -> Any:
+def load_plain_base(base: BaseModelRef, dtype: str) -> PreTrainedModel:
     """The base model unquantized, in ``dtype``, on GPU 0 where there is one."""
     import torch
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(base.path, dtype=torch_dtype(dtype))
     if torch.cuda.is_available():
-        model = model.to("cuda:0")
+        # PreTrainedModel.to is ``@wraps(torch.nn.Module.to)``: mypy reads the unbound signature
+        # (self first) and takes "cuda:0" for the module; the call is the ordinary bound one.
+        model = model.to("cuda:0")  # type: ignore[arg-type]
     model.config.use_cache = False
     return model
 
 
-def load_base_for_training(base: BaseModelRef, mode: Literal["qlora", "lora", "full"], compute_dtype: str) -> Any:
+def load_base_for_training(base: BaseModelRef, mode: Literal["qlora", "lora", "full"], compute_dtype: str) -> PreTrainedModel:
     """QLoRA: nf4 weights; LoRA: frozen weights in ``compute_dtype``; full: fp32 master weights
     (the Trainer's bf16 autocast does the compute in ``compute_dtype``)."""
     if mode == "qlora":

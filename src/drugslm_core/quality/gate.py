@@ -146,6 +146,11 @@ def apply_quality_gate(
     outcomes = []
     for item in result.results:
         config = item.expectation_config
+        if config is None:  # GX fills it for every expectation of a suite; say so if a release does not
+            raise RuntimeError(
+                "great_expectations returned a validation result without its expectation_config: "
+                "the quality gate needs its expectation type and column"
+            )
         column = config.kwargs["column"]
         reason = reason_by_type_column[(config.type, column)]
         rows = [checked[int(i)] for i in item.result.get("unexpected_index_list") or []]

@@ -6,6 +6,9 @@ MLflow experiment tracker opens it; elsewhere start one with ``mlflow.start_run`
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from drugslm_core.evaluation.compare import EvaluationResult
 from drugslm_core.evaluation.rag import rag_metrics
 from drugslm_core.modeling.training import TrainingOutcome
@@ -85,17 +88,23 @@ def evaluation_metrics(result: EvaluationResult) -> dict[str, float]:
     return metrics
 
 
+def _json_list(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, indent=2, default=str)
+
+
 def log_evaluation(result: EvaluationResult, report_html: str | None = None) -> None:
     """Metrics, each model's benchmark answers (JSON) and the run report (``report.html``)."""
     import mlflow
 
     active_run_id()
     mlflow.log_metrics(evaluation_metrics(result))
+    # These artifacts are JSON lists (readers load results_<label>.json as rows), which log_dict's
+    # signature does not take: log the text log_dict would write (json.dump, indent=2, default=str).
     for label, scores in result.models.items():
-        mlflow.log_dict(
-            [answer.model_dump() for answer in scores.answers], f"benchmark/results_{label}.json"
+        mlflow.log_text(
+            _json_list([answer.model_dump() for answer in scores.answers]), f"benchmark/results_{label}.json"
         )
-    mlflow.log_dict([row.model_dump() for row in result.categories], "benchmark/categories.json")
+    mlflow.log_text(_json_list([row.model_dump() for row in result.categories]), "benchmark/categories.json")
     if result.rag is not None:
         mlflow.log_dict(result.rag.model_dump(mode="json"), "benchmark/rag.json")
     if report_html is not None:

@@ -278,7 +278,7 @@ class OpenFDAConnector(Connector):
 
     def fetch_page(self, http: HttpFetcher, cursor: Cursor, want: int) -> Page:
         url = self.settings.base_url.rstrip("/") + "/drug/label.json"
-        position = int(cursor.get("fetched", cursor.get("skip", 0)))
+        position = int(cursor["fetched"]) if "fetched" in cursor else int(cursor.get("skip", 0))
         limit = max(1, min(self.settings.page_size, want))
         params: dict[str, Any] = {}
         if "next" in cursor:  # a search_after link from the last response
@@ -325,9 +325,9 @@ class OpenFDAConnector(Connector):
         reached = position + len(results)
         if not results or reached >= total:
             return Page(documents, None, total=total, quarantine=quarantine)
-        link = response.links.get("next", {}).get("url")
-        if link and ("search_after" in link or int(httpx.URL(link).params.get("skip", "0") or 0) < MAX_SKIP):
-            following = httpx.URL(link)
+        next_link = response.links.get("next", {}).get("url")  # a str; ``link`` above is an httpx.URL
+        if next_link and ("search_after" in next_link or int(httpx.URL(next_link).params.get("skip", "0") or 0) < MAX_SKIP):
+            following = httpx.URL(next_link)
             following = following.copy_remove_param("api_key") if "api_key" in following.params else following
             return Page(documents, {"next": str(following), "fetched": reached}, total=total, quarantine=quarantine)
         if "next" in cursor:  # the Link trail ended before the total: the next run asks this link again

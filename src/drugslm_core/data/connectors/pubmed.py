@@ -136,7 +136,9 @@ def _parse_date(value: str | None, end: bool) -> dt.date:
     if not value:
         return dt.date.today() if end else EARLIEST
     parts = [int(p) for p in re.split(r"[/-]", value.strip())]
-    year, month, day = (parts + [None, None])[:3]
+    year = parts[0]  # re.split gives at least one part
+    month = parts[1] if len(parts) > 1 else None
+    day = parts[2] if len(parts) > 2 else None
     if month is None:
         return dt.date(year, 12, 31) if end else dt.date(year, 1, 1)
     if day is None:
