@@ -102,6 +102,12 @@ def test_paired_perplexity_difference_matches_the_pooled_perplexity():
         paired_perplexity_difference(candidate, other[:2], tokens)
     with pytest.raises(ValueError):
         paired_mean_difference([], [])
+    # one item: every resample is that item, so the interval is the point (scipy refuses n < 2)
+    single = paired_mean_difference([0.7], [0.2], samples=100)
+    assert (single.low, single.difference, single.high, single.items) == (pytest.approx(0.5), pytest.approx(0.5),
+                                                                          pytest.approx(0.5), 1)
+    one_ppl = paired_perplexity_difference([np.log(8.0) * 5], [np.log(10.0) * 5], [5], samples=100)
+    assert one_ppl.low == pytest.approx(-2.0) and one_ppl.high == pytest.approx(-2.0)
 
 
 def test_a_dose_inside_a_range_the_leaflet_states_is_not_invented(checker: SafetyChecker):

@@ -33,10 +33,16 @@ def _paired_interval(
     items = len(data[0])
     if items == 0:
         raise ValueError("cannot bootstrap over zero items")
+    point = float(statistic(*data, axis=-1))
+    if items == 1:
+        # Every resample of one item is that item: the interval is the point. scipy refuses
+        # samples of fewer than two observations, so this case is answered here (a tiny run
+        # evaluates RAG on a single benchmark question).
+        return PairedInterval(difference=point, low=point, high=point, confidence=confidence, samples=samples, items=1)
     result = bootstrap(data, statistic, n_resamples=samples, paired=True, vectorized=True, axis=-1,
                        confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))
     return PairedInterval(
-        difference=float(statistic(*data, axis=-1)), low=float(result.confidence_interval.low),
+        difference=point, low=float(result.confidence_interval.low),
         high=float(result.confidence_interval.high), confidence=confidence, samples=samples, items=items,
     )
 
