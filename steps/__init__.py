@@ -1,6 +1,6 @@
 """Thin ZenML steps: each reads its inputs, calls drugslm_core, returns typed outputs."""
 
-from steps import zenml_compat
+from drugslm_ops import zenml_compat
 from steps.data import build_dataset, clean, ingest, profile_dataset, quality_gate, split, validate
 from steps.evaluation import evaluate
 from steps.model import base_model

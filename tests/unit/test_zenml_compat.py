@@ -1,4 +1,5 @@
-"""steps/zenml_compat.py: a retried attempt can start its MLflow run after a failed one; version guards."""
+"""drugslm_ops/zenml_compat.py: a retried attempt can start its MLflow run after a failed one; classes of the
+editable install resolve as the package's; version guards."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 from zenml.integrations.mlflow.experiment_trackers.mlflow_experiment_tracker import MLFlowExperimentTracker
 from zenml.integrations.mlflow.mlflow_utils import ZENML_TAG_KEY
 
-from steps import zenml_compat
+from drugslm_ops import zenml_compat
 
 
 @pytest.fixture
@@ -49,9 +50,29 @@ def test_a_zenml_outside_the_verified_range_is_not_patched_and_is_named(caplog) 
     import steps  # noqa: F401  (the installed 0.98 is patched already)
 
     wrapped = MLFlowExperimentTracker.prepare_step_run
-    with caplog.at_level("WARNING", logger="steps.zenml_compat"):
+    with caplog.at_level("WARNING", logger="drugslm_ops.zenml_compat"):
         applied = zenml_compat.install(version="0.99.0")
-    assert applied == {"end_leftover_mlflow_runs": False}
+    assert applied == {"end_leftover_mlflow_runs": False, "editable_installs_are_packages": False}
     assert "end_leftover_mlflow_runs" in caplog.text and "StepRunner.run" in caplog.text
     assert MLFlowExperimentTracker.prepare_step_run is wrapped
-    assert zenml_compat.install() == {"end_leftover_mlflow_runs": True}
+    assert zenml_compat.install() == {"end_leftover_mlflow_runs": True, "editable_installs_are_packages": True}
+
+
+def test_core_classes_resolve_as_the_installed_package_from_the_repository_root(monkeypatch) -> None:
+    """``make run`` runs in the repository, whose source root holds ``src/``: without the
+    workaround ``RetrievalIndex`` resolved as ``src.drugslm_core...`` and loaded as a second class
+    that its materializer refused."""
+    from pathlib import Path
+
+    from zenml.utils import source_utils
+
+    from drugslm_core.retrieval.index import RetrievalIndex
+
+    monkeypatch.setattr(source_utils, "_CUSTOM_SOURCE_ROOT", str(Path(__file__).resolve().parents[2]))
+    zenml_compat.install()
+    source = source_utils.resolve(RetrievalIndex)
+    assert source.module == "drugslm_core.retrieval.index", source
+    assert source_utils.load(source) is RetrievalIndex
+    from materializers import RetrievalIndexMaterializer  # repository code stays user code
+
+    assert source_utils.resolve(RetrievalIndexMaterializer).module == "materializers.retrieval"

@@ -10,6 +10,9 @@ from zenml.client import Client
 
 
 def last_run_summary(pipeline_name: str = "training_pipeline") -> dict:
+    from drugslm_ops import zenml_compat
+
+    zenml_compat.install()  # artifacts are loaded here, outside a pipeline: resolve them as the steps do
     run = Client().get_pipeline(pipeline_name).last_run
     summary: dict = {
         "zenml_run": run.name,
