@@ -261,9 +261,6 @@ def run_container(
     script.append('mkdir -p "$R"/dev && mount --rbind /dev "$R"/dev')
     # The pod's own PID namespace (unshare -p): its /proc shows only its processes.
     script.append('mkdir -p "$R"/proc && mount -t proc proc "$R"/proc')
-    # The project's Python environment (interpreter, virtualenv, editable src/), read-only.
-    for path in {Path(sys.base_prefix).resolve(), Path(sys.prefix), REPO_ROOT / "src"}:
-        ro_bind(str(path), str(path))
     for dest, src in (extra_ro_binds or {}).items():
         ro_bind(str(src), dest)
     # The image's own files: the COPY'd code (root-owned), its home directory and /tmp.
@@ -280,6 +277,10 @@ def run_container(
         script.append(f'mkdir -p "$R"{q(path)} && mount -t tmpfs -o mode=1777 tmpfs "$R"{q(path)}')
     for path, folder in secret_mounts:
         ro_bind(str(folder), path)
+    # The project's Python environment (interpreter, virtualenv, editable src/), read-only. Bound
+    # after the volumes: a checkout under /tmp would otherwise be hidden by an emptyDir on /tmp.
+    for path in {Path(sys.base_prefix).resolve(), Path(sys.prefix), REPO_ROOT / "src"}:
+        ro_bind(str(path), str(path))
     if read_only_root:
         script.append('mount -o remount,ro "$R"')
     env_args = " ".join(q(f"{k}={v}") for k, v in sorted(env.items()))
