@@ -39,6 +39,7 @@ from typing import Annotated
 import typer
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from drugslm_core.serving.fine_tuning import pid_alive
 from drugslm_ops.stacks.postgres import LocalPostgres
 
 STACK = "drugslm-remote"
@@ -108,25 +109,10 @@ def _read_pids(settings: LoopbackSettings) -> dict[str, int]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still answers kill(0); it is dead for our purpose.
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return False
-
-
 def _wait_http(url: str, timeout: float, what: str, pid: int | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if pid is not None and not _alive(pid):
+        if pid is not None and not pid_alive(pid):
             raise RuntimeError(f"{what} exited during start-up; see its log in the state folder")
         try:
             with urllib.request.urlopen(url, timeout=2):
@@ -162,7 +148,7 @@ def up(settings: LoopbackSettings) -> dict[str, int]:
     """Start the three servers (those not already running) and register the stack."""
     state = Path(settings.state_dir)
     state.mkdir(parents=True, exist_ok=True)
-    pids = {name: pid for name, pid in _read_pids(settings).items() if _alive(pid)}
+    pids = {name: pid for name, pid in _read_pids(settings).items() if pid_alive(pid)}
     aws = _aws_env(settings)
 
     if "s3" not in pids:
@@ -296,7 +282,7 @@ def restart_s3(
     import re
 
     pids = _read_pids(settings)
-    if "s3" not in pids or not _alive(pids["s3"]):
+    if "s3" not in pids or not pid_alive(pids["s3"]):
         raise RuntimeError("the loopback S3 server is not running (make stack-up)")
     _stop([pids["s3"]])
     stopped = time.monotonic()
@@ -390,13 +376,13 @@ def _signal(pid: int, sig: signal.Signals) -> None:
 def _stop(pids: list[int], timeout: float = 20.0) -> None:
     """SIGTERM, then SIGKILL what is still alive after ``timeout``."""
     for pid in pids:
-        if _alive(pid):
+        if pid_alive(pid):
             _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+    while time.monotonic() < deadline and any(pid_alive(pid) for pid in pids):
         time.sleep(0.2)
     for pid in pids:
-        if _alive(pid):
+        if pid_alive(pid):
             _signal(pid, signal.SIGKILL)
         try:  # workers left in a server's group (mlflow's job consumers) go too
             os.killpg(pid, signal.SIGKILL)
@@ -411,7 +397,7 @@ def down(settings: LoopbackSettings, timeout: float = 20.0) -> list[str]:
     if "zenml" in pids or _zenml_daemon_pid() is not None:
         subprocess.run([str(BIN / "zenml"), "logout", "--local"], check=False, capture_output=True)
     _stop(list(pids.values()), timeout)
-    left = [f"{name} (pid {pid})" for name, pid in pids.items() if _alive(pid)]
+    left = [f"{name} (pid {pid})" for name, pid in pids.items() if pid_alive(pid)]
     database = postgres(settings)
     stopped_postgres = database.running()
     database.stop()
@@ -438,7 +424,7 @@ def status(settings: LoopbackSettings) -> dict[str, str]:
                 answering = "answering"
         except Exception:
             answering = "not answering"
-        report[name] = f"pid {pid if pid else '-'} {'alive' if pid and _alive(pid) else 'stopped'}, {answering} at {url}"
+        report[name] = f"pid {pid if pid else '-'} {'alive' if pid and pid_alive(pid) else 'stopped'}, {answering} at {url}"
     database = postgres(settings)
     report["postgres"] = f"{'running' if database.running() else 'stopped'} on 127.0.0.1:{database.port} ({database.data})"
     return report
